@@ -1,0 +1,75 @@
+package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents"
+
+import (
+	"strconv"
+)
+
+// cursor is how far the receiver has delivered the Events of one list scope
+// (one namespace, or all of them), without remembering any Event.
+//
+// It rests on two facts of the API server: every change of an object gets a
+// resourceVersion greater than all before it (an etcd revision), and a list
+// returns one snapshot, at the list's resourceVersion, in key order
+// ("namespace/name"), page after page.
+//
+// After a complete list at revision R, Mark is R: every change up to R has
+// been delivered, so the next list emits exactly the Events whose
+// resourceVersion is above R. When a list stops part way (the next consumer
+// refused a page, or the continue token expired), the pages already delivered
+// are recorded as a step: Events with keys up to Step.Key have been delivered
+// up to Step.Rev, the rest only up to Mark. A later list from the start then
+// skips what was delivered and emits the rest, so nothing is lost or repeated.
+type cursor struct {
+	// Mark is the revision up to which every Event in the scope was delivered.
+	Mark uint64 `json:"mark"`
+	// Steps, in increasing key order and decreasing revision, record lists
+	// that stopped part way: keys up to Steps[i].Key were delivered up to
+	// Steps[i].Rev (and past the earlier steps' keys, see above).
+	Steps []step `json:"steps,omitempty"`
+}
+
+type step struct {
+	Key string `json:"key"`
+	Rev uint64 `json:"rev"`
+}
+
+// deliveredUpTo is the revision up to which the Event with this key has been
+// delivered.
+func (c *cursor) deliveredUpTo(key string) uint64 {
+	for _, s := range c.Steps {
+		if key <= s.Key {
+			return s.Rev
+		}
+	}
+	return c.Mark
+}
+
+// advance records that every Event with a key up to lastKey has been
+// delivered as of the list at revision rev.
+func (c *cursor) advance(lastKey string, rev uint64) {
+	i := 0
+	for i < len(c.Steps) && c.Steps[i].Key <= lastKey {
+		i++
+	}
+	steps := make([]step, 0, len(c.Steps)-i+1)
+	steps = append(steps, step{Key: lastKey, Rev: rev})
+	c.Steps = append(steps, c.Steps[i:]...)
+}
+
+// complete records a list at revision rev that was delivered to its end.
+func (c *cursor) complete(rev uint64) {
+	c.Mark = rev
+	c.Steps = nil
+}
+
+// eventKey is the key the API server orders a list by.
+func eventKey(namespace, name string) string {
+	return namespace + "/" + name
+}
+
+// parseRevision reads a resourceVersion. The API documents it as opaque, but
+// every etcd-backed server, which is every real one, uses the etcd revision.
+func parseRevision(rv string) (uint64, bool) {
+	n, err := strconv.ParseUint(rv, 10, 64)
+	return n, err == nil
+}
