@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+)
+
+// TestAPIServerGoesAway stops kube-apiserver for 20 seconds in the middle of
+// a stream of Events: the collector stays up, logs the outage and the
+// recovery, and every Event created before and after arrives once.
+func TestAPIServerGoesAway(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "stream")
+	sink := otlpsink.Start(t)
+	col := startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 1s")
+
+	// A stream of Events, one every 50ms; creations that fail while the
+	// server is away are simply not part of the expectation.
+	var (
+		mu      sync.Mutex
+		created []string
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			ev := newEvent(eventSpec{namespace: "stream", name: fmt.Sprintf("s-%d", i), reason: "Streamed", message: "streamed event"})
+			got, err := c.CoreV1().Events("stream").Create(ctx, ev, metav1.CreateOptions{})
+			if err == nil {
+				mu.Lock()
+				created = append(created, eventID(got))
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	countCreated := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(created)
+	}
+
+	sink.Wait(t, waitLong, "the first streamed events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
+	beforeOutage := countCreated()
+	if err := cp.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Second)
+	if exited, err := col.Exited(); exited {
+		t.Fatalf("collector exited during the outage: %v", err)
+	}
+	if err := cp.StartAPIServer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Let the stream go on for a while after the server is back.
+	afterStart := countCreated()
+	deadline := time.Now().Add(waitLong)
+	for countCreated() < afterStart+40 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+
+	mu.Lock()
+	want := append([]string(nil), created...)
+	mu.Unlock()
+	t.Logf("created %d events before the outage, %d in all", beforeOutage, len(want))
+	sink.Wait(t, waitLong, fmt.Sprintf("all %d streamed events", len(want)), func(r []otlpsink.Record) bool { return len(r) >= len(want) })
+	time.Sleep(3 * time.Second)
+	checkExactlyOnce(t, sink.Records(), want)
+
+	if exited, err := col.Exited(); exited {
+		t.Fatalf("collector exited: %v", err)
+	}
+	out := col.Output()
+	failed := strings.Count(out, "Polling Kubernetes events failed")
+	if failed == 0 {
+		t.Errorf("the collector did not log the outage")
+	}
+	// Back-off and de-duplication: not one warning per failed poll.
+	if polls := 20; failed >= polls {
+		t.Errorf("the outage was logged %d times for a 20s outage at a 1s interval; want it logged once per distinct error", failed)
+	}
+	if !strings.Contains(out, "Polling Kubernetes events works again") {
+		t.Errorf("the collector did not log the recovery")
+	}
+}

@@ -1,0 +1,283 @@
+// Package e2e tests the otelcol-k8sevents binary built by `make build`
+// against a real control plane started by kubetest. The collector exports
+// over OTLP/HTTP to an otlpsink inside the test.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+)
+
+// waitLong bounds waits that depend on polls and controllers. It is not a
+// performance limit: it only stops a broken test from hanging.
+const waitLong = 3 * time.Minute
+
+// collectorNamespace and collectorSA are where the collector's
+// ServiceAccount lives.
+const (
+	collectorNamespace = "observability"
+	collectorSA        = "otelcol-k8sevents"
+)
+
+// startControlPlane starts etcd and kube-apiserver (and the controllers when
+// asked) for one test.
+func startControlPlane(t *testing.T, opts kubetest.Options) *kubetest.ControlPlane {
+	t.Helper()
+	return kubetest.StartForTest(t, opts)
+}
+
+// fastClient is an admin client without client-side rate limits, for
+// creating many Events quickly.
+func fastClient(t *testing.T, cp *kubetest.ControlPlane) kubernetes.Interface {
+	t.Helper()
+	cfg := cp.RESTConfig()
+	cfg.QPS, cfg.Burst = -1, 0
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("create client: %v", err)
+	}
+	return c
+}
+
+// clusterReaderKubeconfig returns a kubeconfig for a ServiceAccount that has
+// exactly the rules the receiver's README documents for reading Events in all
+// namespaces: list on events, cluster-wide.
+func clusterReaderKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
+	t.Helper()
+	ctx := context.Background()
+	c := cp.Client()
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "otelcol-k8sevents"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}}},
+	}
+	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create clusterrole: %v", err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "otelcol-k8sevents"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: collectorNamespace, Name: collectorSA}},
+	}
+	if _, err := c.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create clusterrolebinding: %v", err)
+	}
+	return serviceAccountKubeconfig(t, cp)
+}
+
+func serviceAccountKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
+	t.Helper()
+	path, err := cp.ServiceAccountKubeconfig(context.Background(), collectorNamespace, collectorSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// collectorConfig is a collector configuration with the k8sevents receiver
+// (auth_type kubeConfig plus receiverYAML, indented under the receiver) and
+// an otlp_http exporter to sink.
+func collectorConfig(sink *otlpsink.Sink, receiverYAML string) string {
+	var rcv strings.Builder
+	for line := range strings.SplitSeq(strings.TrimSpace(receiverYAML), "\n") {
+		if line != "" {
+			rcv.WriteString("    " + line + "\n")
+		}
+	}
+	return fmt.Sprintf(`receivers:
+  k8sevents:
+    auth_type: kubeConfig
+%s
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  otlp_http:
+    endpoint: %s
+    compression: none
+    retry_on_failure:
+      initial_interval: 100ms
+      max_interval: 1s
+service:
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+  pipelines:
+    logs:
+      receivers: [k8sevents]
+      processors: [batch]
+      exporters: [otlp_http]
+`, rcv.String(), sink.Endpoint())
+}
+
+// startCollector runs the collector with the receiver configuration given
+// and waits until it has started.
+func startCollector(t *testing.T, kubeconfig string, sink *otlpsink.Sink, receiverYAML string) *collectortest.Collector {
+	t.Helper()
+	c := collectortest.Start(t, collectorConfig(sink, receiverYAML), "KUBECONFIG="+kubeconfig)
+	c.WaitOutput("Everything is ready", time.Minute)
+	return c
+}
+
+// eventSpec describes an Event the test creates directly.
+type eventSpec struct {
+	namespace string
+	name      string
+	reason    string
+	message   string
+	kind      string // involved object kind, default Pod
+}
+
+func newEvent(s eventSpec) *corev1.Event {
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	kind := s.kind
+	if kind == "" {
+		kind = "Pod"
+	}
+	return &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: s.name, Namespace: s.namespace},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: kind, APIVersion: "v1", Namespace: s.namespace, Name: s.name + "-obj", UID: types.UID("uid-" + s.name),
+		},
+		Reason:         s.reason,
+		Message:        s.message,
+		Type:           corev1.EventTypeNormal,
+		Count:          1,
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Source:         corev1.EventSource{Component: "e2e-test"},
+	}
+}
+
+// createNamespaces creates the namespaces, ignoring those that exist.
+func createNamespaces(t *testing.T, c kubernetes.Interface, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		_, err := c.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create namespace %s: %v", n, err)
+		}
+	}
+}
+
+// createEvents creates n Events named prefix-0..n-1 in namespace, with
+// parallel workers, and returns them as the server stored them.
+func createEvents(t *testing.T, c kubernetes.Interface, namespace, prefix string, n int) []*corev1.Event {
+	t.Helper()
+	out := make([]*corev1.Event, n)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	const workers = 8
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				ev := newEvent(eventSpec{namespace: namespace, name: fmt.Sprintf("%s-%d", prefix, i), reason: "E2ECreated", message: fmt.Sprintf("%s event %d", prefix, i)})
+				got, err := c.CoreV1().Events(namespace).Create(context.Background(), ev, metav1.CreateOptions{})
+				if err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, fmt.Errorf("create event %s/%s: %w", namespace, ev.Name, err))
+					mu.Unlock()
+					continue
+				}
+				out[i] = got
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatal(firstErr)
+	}
+	return out
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// recordID identifies one change of one Event.
+func recordID(r otlpsink.Record) string {
+	return r.Str("k8s.event.uid") + "@" + r.Str("k8s.event.resource_version")
+}
+
+func eventID(ev *corev1.Event) string {
+	return string(ev.UID) + "@" + ev.ResourceVersion
+}
+
+// tally counts the records by recordID.
+func tally(recs []otlpsink.Record) map[string]int {
+	m := make(map[string]int, len(recs))
+	for _, r := range recs {
+		m[recordID(r)]++
+	}
+	return m
+}
+
+// checkExactlyOnce fails t unless every id in want arrived exactly once and
+// nothing else arrived whose event name starts with one of prefixes.
+func checkExactlyOnce(t *testing.T, recs []otlpsink.Record, want []string) {
+	t.Helper()
+	got := tally(recs)
+	var missing, repeated []string
+	for _, id := range want {
+		switch n := got[id]; {
+		case n == 0:
+			missing = append(missing, id)
+		case n > 1:
+			repeated = append(repeated, fmt.Sprintf("%s x%d", id, n))
+		}
+	}
+	wantSet := make(map[string]bool, len(want))
+	for _, id := range want {
+		wantSet[id] = true
+	}
+	var unexpected []string
+	for id := range got {
+		if !wantSet[id] {
+			unexpected = append(unexpected, id)
+		}
+	}
+	t.Logf("expected %d changes: %d missing, %d repeated, %d unexpected (of %d records)", len(want), len(missing), len(repeated), len(unexpected), len(recs))
+	if len(missing)+len(repeated)+len(unexpected) > 0 {
+		t.Errorf("missing %d: %v\nrepeated %d: %v\nunexpected %d: %v", len(missing), head(missing), len(repeated), head(repeated), len(unexpected), head(unexpected))
+	}
+}
+
+func head(s []string) []string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+// countWhere counts records for which f holds.
+func countWhere(recs []otlpsink.Record, f func(otlpsink.Record) bool) int {
+	n := 0
+	for _, r := range recs {
+		if f(r) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+)
+
+// TestEveryChangeOnce creates 2,000 Events over several polls and updates
+// 200 of them: exactly 2,200 records arrive, none missing, none repeated.
+func TestEveryChangeOnce(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "alpha", "beta")
+	sink := otlpsink.Start(t)
+	startCollector(t, clusterReaderKubeconfig(t, cp), sink, `
+interval: 1s
+page_size: 100
+`)
+
+	var want []string
+	var created []string
+	for batch := range 4 {
+		ns := []string{"alpha", "beta"}[batch%2]
+		for _, ev := range createEvents(t, c, ns, fmt.Sprintf("batch%d", batch), 500) {
+			want = append(want, eventID(ev))
+			created = append(created, ev.Namespace+"/"+ev.Name)
+		}
+		time.Sleep(1500 * time.Millisecond) // let a poll or two pass between batches
+	}
+
+	// Update 200 of them: a higher count and a later lastTimestamp, as the
+	// event recorder does when an event repeats.
+	ctx := context.Background()
+	for i := 0; i < 2000; i += 10 {
+		ns, name := splitKey(created[i])
+		ev, err := c.CoreV1().Events(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get event %s: %v", created[i], err)
+		}
+		ev.Count++
+		ev.LastTimestamp = metav1.NewTime(ev.LastTimestamp.Add(time.Minute))
+		updated, err := c.CoreV1().Events(ns).Update(ctx, ev, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatalf("update event %s: %v", created[i], err)
+		}
+		want = append(want, eventID(updated))
+	}
+	if len(want) != 2200 {
+		t.Fatalf("test setup: %d changes, want 2200", len(want))
+	}
+
+	sink.Wait(t, waitLong, "2200 records", func(r []otlpsink.Record) bool { return len(r) >= 2200 })
+	time.Sleep(3 * time.Second) // a few more polls: nothing more may arrive
+	recs := sink.Records()
+	checkExactlyOnce(t, recs, want)
+
+	// The updated Events carry their new count.
+	counts := countWhere(recs, func(r otlpsink.Record) bool { return r.Int("k8s.event.count") == 2 })
+	if counts != 200 {
+		t.Errorf("records with k8s.event.count 2: %d, want 200", counts)
+	}
+}
+
+func splitKey(key string) (namespace, name string) {
+	for i := range len(key) {
+		if key[i] == '/' {
+			return key[:i], key[i+1:]
+		}
+	}
+	return "", key
+}

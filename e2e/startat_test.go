@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+)
+
+// TestStartAt: Events stored before the collector starts arrive with
+// start_at beginning and not with end; later ones arrive with both.
+func TestStartAt(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "app")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+
+	var before []string
+	for _, ev := range createEvents(t, c, "app", "before", 20) {
+		before = append(before, eventID(ev))
+	}
+
+	fromBeginning, fromEnd := otlpsink.Start(t), otlpsink.Start(t)
+	startCollector(t, kubeconfig, fromBeginning, "interval: 1s\nstart_at: beginning")
+	endCollector := startCollector(t, kubeconfig, fromEnd, "interval: 1s\nstart_at: end")
+	// The first poll of start_at end must have passed before new Events
+	// are created, or it would count them as already stored.
+	endCollector.WaitOutput("Polling Kubernetes events", time.Minute)
+	fromBeginning.Wait(t, waitLong, "the 20 stored events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
+	time.Sleep(2 * time.Second)
+
+	var after []string
+	for _, ev := range createEvents(t, c, "app", "after", 20) {
+		after = append(after, eventID(ev))
+	}
+	fromBeginning.Wait(t, waitLong, "40 events", func(r []otlpsink.Record) bool { return len(r) >= 40 })
+	fromEnd.Wait(t, waitLong, "20 new events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
+	time.Sleep(3 * time.Second)
+
+	t.Run("beginning", func(t *testing.T) { checkExactlyOnce(t, fromBeginning.Records(), append(before, after...)) })
+	t.Run("end", func(t *testing.T) { checkExactlyOnce(t, fromEnd.Records(), after) })
+}

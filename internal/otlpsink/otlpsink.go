@@ -1,0 +1,195 @@
+// Package otlpsink is an OTLP/HTTP logs endpoint for tests: the collector
+// under test exports to it, and the test reads back what arrived.
+package otlpsink
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+)
+
+// Record is one received log record, flattened for assertions.
+type Record struct {
+	Body      string
+	Severity  plog.SeverityNumber
+	Timestamp time.Time
+	// Attrs holds the record's attributes and, under the same keys, its
+	// resource's attributes (record attributes win).
+	Attrs map[string]any
+}
+
+// Str returns the attribute as a string ("" when missing).
+func (r Record) Str(key string) string {
+	v, _ := r.Attrs[key].(string)
+	return v
+}
+
+// Int returns the attribute as an int64 (0 when missing).
+func (r Record) Int(key string) int64 {
+	v, _ := r.Attrs[key].(int64)
+	return v
+}
+
+// Sink is a running OTLP/HTTP server that stores every log record it
+// accepts. Its methods are safe for concurrent use.
+type Sink struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	records []Record
+	refuse  bool
+	refused int
+	cond    chan struct{} // closed and replaced on every change
+}
+
+// Start starts a sink, closed in t.Cleanup.
+func Start(t testing.TB) *Sink {
+	s := &Sink{cond: make(chan struct{})}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// Endpoint is the base URL to give the otlp_http exporter as `endpoint`.
+func (s *Sink) Endpoint() string { return s.srv.URL }
+
+// Refuse makes the sink answer every export with 503 (a retryable error)
+// while on is true.
+func (s *Sink) Refuse(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = on
+}
+
+// Refused is the number of exports answered with 503.
+func (s *Sink) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+// Records returns a copy of what has been received.
+func (s *Sink) Records() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Record(nil), s.records...)
+}
+
+// Wait waits until cond holds for the records received so far, or fails t
+// after timeout, printing what holds then with describe.
+func (s *Sink) Wait(t testing.TB, timeout time.Duration, what string, cond func([]Record) bool) []Record {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		s.mu.Lock()
+		recs, changed := append([]Record(nil), s.records...), s.cond
+		s.mu.Unlock()
+		if cond(recs) {
+			return recs
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatalf("otlpsink: timed out after %v waiting for %s; %d records received", timeout, what, len(recs))
+			return nil
+		}
+	}
+}
+
+func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/logs" {
+		http.Error(w, "only POST /v1/logs", http.StatusNotFound)
+		return
+	}
+	s.mu.Lock()
+	refuse := s.refuse
+	if refuse {
+		s.refused++
+		s.notify()
+	}
+	s.mu.Unlock()
+	if refuse {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "refusing on purpose", http.StatusServiceUnavailable)
+		return
+	}
+	body := io.Reader(r.Body)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		gz, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		defer gz.Close()
+		body = gz
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, "read: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	req := plogotlp.NewExportRequest()
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		err = req.UnmarshalJSON(raw)
+	} else {
+		err = req.UnmarshalProto(raw)
+	}
+	if err != nil {
+		http.Error(w, "decode: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	recs := flatten(req.Logs())
+	s.mu.Lock()
+	s.records = append(s.records, recs...)
+	s.notify()
+	s.mu.Unlock()
+	resp, err := plogotlp.NewExportResponse().MarshalProto()
+	if err != nil {
+		http.Error(w, fmt.Sprint("encode: ", err), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(resp)
+}
+
+// notify wakes Wait; s.mu must be held.
+func (s *Sink) notify() {
+	close(s.cond)
+	s.cond = make(chan struct{})
+}
+
+func flatten(ld plog.Logs) []Record {
+	var out []Record
+	for _, rl := range ld.ResourceLogs().All() {
+		res := rl.Resource().Attributes().AsRaw()
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
+				attrs := make(map[string]any, len(res)+lr.Attributes().Len())
+				for k, v := range res {
+					attrs[k] = v
+				}
+				lr.Attributes().Range(func(k string, v pcommon.Value) bool {
+					attrs[k] = v.AsRaw()
+					return true
+				})
+				out = append(out, Record{
+					Body:      lr.Body().AsString(),
+					Severity:  lr.SeverityNumber(),
+					Timestamp: lr.Timestamp().AsTime(),
+					Attrs:     attrs,
+				})
+			}
+		}
+	}
+	return out
+}
