@@ -20,6 +20,8 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)
 
 RECEIVER_SRC := $(shell find receiver -name '*.go' -not -name '*_test.go') go.mod go.sum
 
+include mk/loki.mk
+
 .PHONY: all build test unit-test e2e-test kube demo run bench fmt vet clean
 
 all: build
@@ -47,8 +49,8 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## and the real collector binary.
-test: build kube
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
+test: build kube loki
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.

@@ -372,6 +372,8 @@ func (cp *ControlPlane) apiServerArgs(port int) []string {
 		"--etcd-servers=" + cp.etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// A loopback address cannot back the "kubernetes" Service endpoints.
+		"--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + filepath.Join(cp.dir, "pki"),
 		"--tls-cert-file=" + p.servingCert,
