@@ -21,6 +21,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)
 RECEIVER_SRC := $(shell find receiver -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 include mk/loki.mk
+include mk/demo.mk
 
 .PHONY: all build test unit-test e2e-test kube demo run bench fmt vet clean
 

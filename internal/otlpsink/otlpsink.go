@@ -100,10 +100,20 @@ func (s *Sink) Wait(t testing.TB, timeout time.Duration, what string, cond func(
 		select {
 		case <-changed:
 		case <-deadline:
-			t.Fatalf("otlpsink: timed out after %v waiting for %s; %d records received", timeout, what, len(recs))
+			t.Fatalf("otlpsink: timed out after %v waiting for %s; %d records received:\n%s", timeout, what, len(recs), summary(recs, 30))
 			return nil
 		}
 	}
+}
+
+// summary lists the last n records, one line each.
+func summary(recs []Record, n int) string {
+	var b strings.Builder
+	for _, r := range recs[max(0, len(recs)-n):] {
+		fmt.Fprintf(&b, "  %s %s %s/%s: %s\n", r.Str("k8s.event.type"), r.Str("k8s.event.reason"),
+			r.Str("k8s.object.kind"), r.Str("k8s.object.name"), r.Body)
+	}
+	return b.String()
 }
 
 func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {

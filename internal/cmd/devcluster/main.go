@@ -1,0 +1,98 @@
+// Command devcluster starts a local Kubernetes control plane (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler) and plays a short
+// story whose objects make the real controllers emit Events. `make demo`
+// points the collector at it. It runs until SIGINT or SIGTERM.
+//
+//	go run ./internal/cmd/devcluster -dir .demo
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
+)
+
+// nodeMonitorGracePeriod is how long node-1 stays Ready without a kubelet:
+// short, so NodeNotReady shows up while the demo is still being watched.
+const nodeMonitorGracePeriod = 20 * time.Second
+
+func main() {
+	dir := flag.String("dir", ".demo", "directory for the control plane's files (cluster/) and the admin kubeconfig")
+	story := flag.Bool("story", true, "create the demo objects once the control plane is ready")
+	flag.Parse()
+
+	logger := log.New(os.Stderr, "devcluster: ", log.Ltime)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, logger, *dir, *story); err != nil {
+		logger.Print(err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *log.Logger, dir string, story bool) (err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("resolve -dir: %w", err)
+	}
+	// The kubeconfig's appearance says "ready" to scripts: never leave an old one.
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.Remove(kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove old kubeconfig: %w", err)
+	}
+
+	logger.Printf("starting control plane in %s", filepath.Join(dir, "cluster"))
+	begin := time.Now()
+	cp, err := kubetest.Start(ctx, kubetest.Options{
+		Dir:                    filepath.Join(dir, "cluster"),
+		Controllers:            true,
+		NodeMonitorGracePeriod: nodeMonitorGracePeriod,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		logger.Print("stopping control plane")
+		err = errors.Join(err, cp.Stop())
+		if rmErr := os.Remove(kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("remove kubeconfig: %w", rmErr))
+		}
+	}()
+
+	if err := copyFile(cp.Kubeconfig(), kubeconfig); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	logger.Printf("control plane ready in %s; KUBECONFIG=%s", time.Since(begin).Round(100*time.Millisecond), kubeconfig)
+
+	if story {
+		if err := playStory(ctx, cp.Client(), logger); err != nil && !errors.Is(err, context.Canceled) {
+			// The cluster is still useful without the story: report and keep running.
+			logger.Printf("story: %v", err)
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// copyFile writes src to dst through a temporary file, so that a reader
+// waiting for dst never sees it half written.
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
