@@ -149,6 +149,9 @@ func (c *Collector) Kill() {
 	<-c.done
 }
 
+// PID is the collector's process id.
+func (c *Collector) PID() int { return c.cmd.Process.Pid }
+
 // Exited reports whether the collector has exited, and its exit error.
 func (c *Collector) Exited() (bool, error) {
 	select {
