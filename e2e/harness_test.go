@@ -6,6 +6,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,27 +94,59 @@ func serviceAccountKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
 // (auth_type kubeConfig plus receiverYAML, indented under the receiver) and
 // an otlp_http exporter to sink.
 func collectorConfig(sink *otlpsink.Sink, receiverYAML string) string {
-	var rcv strings.Builder
-	for line := range strings.SplitSeq(strings.TrimSpace(receiverYAML), "\n") {
+	return pipeline{receiver: receiverYAML}.config(sink)
+}
+
+// pipeline is a collector configuration in parts.
+type pipeline struct {
+	receiver string // YAML under receivers::k8sevents, after auth_type
+	// extensions is YAML under extensions:, each named in service::extensions.
+	extensions map[string]string
+	// exporter is extra YAML under the otlp_http exporter.
+	exporter string
+	// noBatch leaves the batch processor out, so that an exporter error
+	// reaches the receiver (the batch processor answers before it exports).
+	noBatch bool
+}
+
+func indent(yaml, prefix string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(strings.TrimSpace(yaml), "\n") {
 		if line != "" {
-			rcv.WriteString("    " + line + "\n")
+			b.WriteString(prefix + line + "\n")
 		}
 	}
-	return fmt.Sprintf(`receivers:
-  k8sevents:
-    auth_type: kubeConfig
-%s
-processors:
+	return b.String()
+}
+
+func (p pipeline) config(sink *otlpsink.Sink) string {
+	var b strings.Builder
+	var extNames []string
+	if len(p.extensions) > 0 {
+		b.WriteString("extensions:\n")
+		for _, name := range slices.Sorted(maps.Keys(p.extensions)) {
+			b.WriteString("  " + name + ":\n" + indent(p.extensions[name], "    "))
+			extNames = append(extNames, name)
+		}
+	}
+	b.WriteString("receivers:\n  k8sevents:\n    auth_type: kubeConfig\n" + indent(p.receiver, "    "))
+	exporter := p.exporter
+	if !strings.Contains(exporter, "retry_on_failure:") {
+		exporter += "\nretry_on_failure:\n  initial_interval: 100ms\n  max_interval: 1s"
+	}
+	processors := "[batch]"
+	if p.noBatch {
+		processors = "[]"
+	}
+	fmt.Fprintf(&b, `processors:
   batch:
     timeout: 100ms
 exporters:
   otlp_http:
     endpoint: %s
     compression: none
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 1s
-service:
+%sservice:
+  extensions: [%s]
   telemetry:
     metrics:
       level: none
@@ -121,9 +155,10 @@ service:
   pipelines:
     logs:
       receivers: [k8sevents]
-      processors: [batch]
+      processors: %s
       exporters: [otlp_http]
-`, rcv.String(), sink.Endpoint())
+`, sink.Endpoint(), indent(exporter, "    "), strings.Join(extNames, ", "), processors)
+	return b.String()
 }
 
 // startCollector runs the collector with the receiver configuration given

@@ -23,6 +23,8 @@ type Record struct {
 	Body      string
 	Severity  plog.SeverityNumber
 	Timestamp time.Time
+	// Received is when the sink accepted the record.
+	Received time.Time
 	// Attrs holds the record's attributes and, under the same keys, its
 	// resource's attributes (record attributes win).
 	Attrs map[string]any
@@ -158,7 +160,7 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decode: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	recs := flatten(req.Logs())
+	recs := flatten(req.Logs(), time.Now())
 	s.mu.Lock()
 	s.records = append(s.records, recs...)
 	s.notify()
@@ -178,7 +180,7 @@ func (s *Sink) notify() {
 	s.cond = make(chan struct{})
 }
 
-func flatten(ld plog.Logs) []Record {
+func flatten(ld plog.Logs, received time.Time) []Record {
 	var out []Record
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource().Attributes().AsRaw()
@@ -196,6 +198,7 @@ func flatten(ld plog.Logs) []Record {
 					Body:      lr.Body().AsString(),
 					Severity:  lr.SeverityNumber(),
 					Timestamp: lr.Timestamp().AsTime(),
+					Received:  received,
 					Attrs:     attrs,
 				})
 			}

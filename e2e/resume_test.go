@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+)
+
+const checkpointInterval = time.Second
+
+// fileStoragePipeline keeps the resume point with the file_storage
+// extension in dir.
+func fileStoragePipeline(dir string) pipeline {
+	return pipeline{
+		receiver: fmt.Sprintf("interval: 1s\nstart_at: beginning\nstorage: file_storage\ncheckpoint_interval: %v", checkpointInterval),
+		extensions: map[string]string{
+			"file_storage": fmt.Sprintf("directory: %s\ncreate_directory: true", dir),
+		},
+	}
+}
+
+// configMapPipeline keeps the resume point in a ConfigMap.
+func configMapPipeline(extra string) pipeline {
+	return pipeline{receiver: fmt.Sprintf(`interval: 1s
+start_at: beginning
+checkpoint_interval: %v
+checkpoint:
+  namespace: %s
+  name: k8sevents-checkpoint
+%s`, checkpointInterval, collectorNamespace, extra)}
+}
+
+// grantRole gives the collector's ServiceAccount a Role in namespace.
+func grantRole(t *testing.T, cp *kubetest.ControlPlane, namespace, name string, rules ...rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	c := cp.Client()
+	createNamespaces(t, c, namespace)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Rules: rules}
+	if _, err := c.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create role %s/%s: %v", namespace, name, err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: collectorNamespace, Name: collectorSA}},
+	}
+	if _, err := c.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create rolebinding %s/%s: %v", namespace, name, err)
+	}
+}
+
+// grantCheckpoint gives the rules the receiver's README documents for a
+// checkpoint ConfigMap.
+func grantCheckpoint(t *testing.T, cp *kubetest.ControlPlane) {
+	grantRole(t, cp, collectorNamespace, "otelcol-k8sevents-checkpoint",
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{"k8sevents-checkpoint"}, Verbs: []string{"get", "update"}},
+	)
+}
+
+// grantLease gives the rules the receiver's README documents for leader
+// election.
+func grantLease(t *testing.T, cp *kubetest.ControlPlane) {
+	grantRole(t, cp, collectorNamespace, "otelcol-k8sevents-lease",
+		rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{"k8sevents"}, Verbs: []string{"get", "update"}},
+	)
+}
+
+// TestGracefulRestart stops the collector with SIGTERM while Events are
+// being created and starts it again on the same file_storage directory:
+// nothing is lost and nothing repeated.
+func TestGracefulRestart(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "busy")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	sink := otlpsink.Start(t)
+	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
+
+	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
+	first := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	sink.Wait(t, waitLong, "200 records", func(r []otlpsink.Record) bool { return len(r) >= 200 })
+	if err := first.Stop(time.Minute); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	down := s.count()
+	time.Sleep(5 * time.Second) // Events keep coming while it is down
+	t.Logf("%d Events created while the collector was down", s.count()-down)
+
+	second := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	s.waitCount(s.count() + 200)
+	s.Stop()
+	want := s.Created()
+	sink.Wait(t, waitLong, fmt.Sprintf("%d records", len(want)), func(r []otlpsink.Record) bool { return len(tally(r)) >= len(want) })
+	time.Sleep(3 * time.Second)
+	checkExactlyOnce(t, sink.Records(), want)
+	if err := second.Stop(time.Minute); err != nil {
+		t.Errorf("graceful stop: %v", err)
+	}
+}
+
+// TestResumeFromConfigMap restarts the collector on a fresh working
+// directory, as when a pod is replaced: the resume point in the ConfigMap
+// carries over, with exactly the rules the README documents.
+func TestResumeFromConfigMap(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "app")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	grantCheckpoint(t, cp)
+	sink := otlpsink.Start(t)
+	p := configMapPipeline("")
+
+	var want []string
+	for _, ev := range createEvents(t, c, "app", "before", 100) {
+		want = append(want, eventID(ev))
+	}
+	first := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	sink.Wait(t, waitLong, "100 records", func(r []otlpsink.Record) bool { return len(r) >= 100 })
+	if err := first.Stop(time.Minute); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	cm, err := c.CoreV1().ConfigMaps(collectorNamespace).Get(context.Background(), "k8sevents-checkpoint", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the checkpoint ConfigMap: %v", err)
+	}
+	t.Logf("checkpoint: %v", cm.Data)
+
+	for _, ev := range createEvents(t, c, "app", "between", 100) {
+		want = append(want, eventID(ev))
+	}
+	// collectortest.Start runs each collector in a new temporary directory.
+	collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	sink.Wait(t, waitLong, "200 records", func(r []otlpsink.Record) bool { return len(r) >= 200 })
+	time.Sleep(3 * time.Second)
+	checkExactlyOnce(t, sink.Records(), want)
+}
+
+// TestKillNine kills the collector with SIGKILL at five random moments while
+// 5,000 Events are created. Nothing may be lost; what repeats must be within
+// the bound the README states: the changes delivered in the checkpoint
+// interval and poll interval before each kill.
+func TestKillNine(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "busy")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	sink := otlpsink.Start(t)
+	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
+
+	const total = 5000
+	s := startStream(t, c, "busy", "ev", 2*time.Millisecond, total)
+	col := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	var kills []time.Time
+	for k := range 5 {
+		s.waitCount((k + 1) * total / 6)
+		time.Sleep(time.Duration(rand.Int64N(int64(2 * time.Second))))
+		col.Kill()
+		kills = append(kills, time.Now())
+		col = collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	}
+	s.Stop()
+	want := s.Created()
+	if len(want) != total {
+		t.Fatalf("created %d Events, want %d", len(want), total)
+	}
+	sink.Wait(t, waitLong, fmt.Sprintf("%d distinct records", total), func(r []otlpsink.Record) bool { return len(tally(r)) >= total })
+	time.Sleep(3 * time.Second)
+
+	recs := sink.Records()
+	got := tally(recs)
+	lost, repeated := 0, 0
+	for _, id := range want {
+		if got[id] == 0 {
+			lost++
+		}
+		repeated += max(0, got[id]-1)
+	}
+	// The bound: what arrived in the window before each kill.
+	window := checkpointInterval + time.Second
+	bound := 0
+	for _, k := range kills {
+		bound += countWhere(recs, func(r otlpsink.Record) bool { return r.Received.After(k.Add(-window)) && !r.Received.After(k) })
+	}
+	t.Logf("kill -9 five times during %d Events: %d lost, %d repeated (bound: %d delivered in the %v before each kill)", total, lost, repeated, bound, window)
+	if lost != 0 {
+		t.Errorf("%d Events lost", lost)
+	}
+	if repeated > bound {
+		t.Errorf("%d repeated, more than the bound %d", repeated, bound)
+	}
+}
+
+// TestDownAcrossCompaction stops the collector long enough for the API
+// server to compact etcd past its resume point: nothing is lost or repeated.
+func TestDownAcrossCompaction(t *testing.T) {
+	opts := kubeOptions()
+	opts.EtcdCompactionInterval = 5 * time.Second
+	cp := startControlPlane(t, opts)
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "app")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	sink := otlpsink.Start(t)
+	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
+
+	var want []string
+	for _, ev := range createEvents(t, c, "app", "before", 100) {
+		want = append(want, eventID(ev))
+	}
+	col := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	sink.Wait(t, waitLong, "100 records", func(r []otlpsink.Record) bool { return len(r) >= 100 })
+	if err := col.Stop(time.Minute); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	list, err := c.CoreV1().Events("app").List(context.Background(), metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stoppedAt := list.ResourceVersion
+
+	// While it is down: new Events, changes to old ones, and compactions.
+	for _, ev := range createEvents(t, c, "app", "during", 100) {
+		want = append(want, eventID(ev))
+	}
+	for i := 0; i < 100; i += 10 {
+		ev, err := c.CoreV1().Events("app").Get(context.Background(), fmt.Sprintf("before-%d", i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Count++
+		updated, err := c.CoreV1().Events("app").Update(context.Background(), ev, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, eventID(updated))
+	}
+	// Proof that history is gone: the revision the collector stopped at
+	// can no longer be listed (410 Gone) once etcd has been compacted.
+	deadline := time.Now().Add(waitLong)
+	for {
+		_, err := c.CoreV1().Events("app").List(context.Background(), metav1.ListOptions{
+			ResourceVersion: stoppedAt, ResourceVersionMatch: metav1.ResourceVersionMatchExact, Limit: 1,
+		})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd was not compacted past revision %s: last list error %v", stoppedAt, err)
+		}
+		time.Sleep(time.Second)
+	}
+
+	collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	sink.Wait(t, waitLong, "210 records", func(r []otlpsink.Record) bool { return len(r) >= 210 })
+	time.Sleep(3 * time.Second)
+	checkExactlyOnce(t, sink.Records(), want)
+}
+
+// TestRefusingConsumer: the exporter's endpoint refuses everything for a
+// while (no sending queue, so the error reaches the receiver); when it
+// accepts again, nothing has been lost.
+func TestRefusingConsumer(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "busy")
+	sink := otlpsink.Start(t)
+	p := pipeline{
+		receiver: "interval: 1s\nstart_at: beginning",
+		exporter: "sending_queue:\n  enabled: false\nretry_on_failure:\n  enabled: false",
+		noBatch:  true,
+	}
+	col := collectortest.Start(t, p.config(sink), "KUBECONFIG="+clusterReaderKubeconfig(t, cp))
+
+	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
+	sink.Wait(t, waitLong, "50 records", func(r []otlpsink.Record) bool { return len(r) >= 50 })
+	sink.Refuse(true)
+	time.Sleep(15 * time.Second)
+	sink.Refuse(false)
+	s.waitCount(s.count() + 100)
+	s.Stop()
+	want := s.Created()
+	if sink.Refused() == 0 {
+		t.Fatal("the sink refused nothing: the test did not test anything")
+	}
+	sink.Wait(t, waitLong, fmt.Sprintf("%d records", len(want)), func(r []otlpsink.Record) bool { return len(tally(r)) >= len(want) })
+	time.Sleep(3 * time.Second)
+	t.Logf("%d exports refused", sink.Refused())
+	checkExactlyOnce(t, sink.Records(), want)
+	if exited, err := col.Exited(); exited {
+		t.Errorf("collector exited: %v", err)
+	}
+}
