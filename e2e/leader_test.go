@@ -7,7 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
@@ -103,9 +103,7 @@ func TestLeaderFailover(t *testing.T) {
 	}
 }
 
-func leaseHolder(t *testing.T, c interface {
-	CoordinationV1() coordinationv1.CoordinationV1Interface
-}, namespace string) string {
+func leaseHolder(t *testing.T, c kubernetes.Interface, namespace string) string {
 	t.Helper()
 	lease, err := c.CoordinationV1().Leases(namespace).Get(context.Background(), "k8sevents", metav1.GetOptions{})
 	if err != nil {

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/leaderelection"
 )
 
 // AuthType says how the receiver authenticates to the Kubernetes API.
@@ -38,6 +41,11 @@ const (
 	defaultPageSize = 500
 	// maxPageSize keeps one page, the most the receiver holds at once, bounded.
 	maxPageSize = 10000
+
+	defaultCheckpointInterval = 5 * time.Second
+	defaultLeaseDuration      = 15 * time.Second
+	defaultRenewDeadline      = 10 * time.Second
+	defaultRetryPeriod        = 2 * time.Second
 )
 
 // Config is what users set under `receivers: k8sevents:` in collector YAML.
@@ -68,6 +76,61 @@ type Config struct {
 	// k8s.cluster.name. Default: empty (not emitted).
 	ClusterName string `mapstructure:"cluster_name"`
 
+	// Storage is the ID of a storage extension (file_storage, for one) that
+	// keeps the resume point across restarts. Not allowed together with
+	// checkpoint. Default: none.
+	Storage *component.ID `mapstructure:"storage"`
+	// Checkpoint keeps the resume point in a ConfigMap of the cluster, which
+	// the replicas of a Deployment share and which survives a replaced pod.
+	// Not allowed together with storage. Default: none.
+	Checkpoint configoptional.Optional[CheckpointConfig] `mapstructure:"checkpoint"`
+	// CheckpointInterval is the shortest time between two writes of the
+	// resume point (to storage or checkpoint); it is also written on
+	// shutdown. A crash repeats at most the Events delivered in the last
+	// interval. Default: 5s.
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval"`
+	// LeaderElection, when set, makes the replicas that share its Lease elect
+	// one of them, and only that one polls. Needs checkpoint (or a storage
+	// extension that every replica reaches) so that a new leader resumes
+	// where the old one stopped. `enabled: false` turns it off.
+	// Default: off.
+	LeaderElection configoptional.Optional[LeaderElectionConfig] `mapstructure:"leader_election"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// CheckpointConfig names the ConfigMap that holds the resume point. The
+// receiver creates it when it is absent.
+type CheckpointConfig struct {
+	// Namespace of the ConfigMap. Required.
+	Namespace string `mapstructure:"namespace"`
+	// Name of the ConfigMap. Required.
+	Name string `mapstructure:"name"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// LeaderElectionConfig is the Lease the replicas compete for and its timing,
+// as client-go's leaderelection package uses them.
+type LeaderElectionConfig struct {
+	// LeaseName is the name of the Lease (coordination.k8s.io/v1). Required.
+	LeaseName string `mapstructure:"lease_name"`
+	// LeaseNamespace is the namespace of the Lease. Required.
+	LeaseNamespace string `mapstructure:"lease_namespace"`
+	// LeaseDuration is how long the other replicas wait, after the last
+	// renewal they saw, before they take the Lease over. Whole seconds, at
+	// least 1s. Default: 15s.
+	LeaseDuration time.Duration `mapstructure:"lease_duration"`
+	// RenewDeadline is how long the leader keeps failing to renew before it
+	// stops polling. Shorter than lease_duration. Default: 10s.
+	RenewDeadline time.Duration `mapstructure:"renew_deadline"`
+	// RetryPeriod is the time between two tries to acquire or renew the
+	// Lease. Shorter than renew_deadline / 1.2 (client-go adds jitter).
+	// Default: 2s.
+	RetryPeriod time.Duration `mapstructure:"retry_period"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -78,6 +141,13 @@ func createDefaultConfig() *Config {
 		Interval: defaultInterval,
 		PageSize: defaultPageSize,
 		StartAt:  StartAtEnd,
+
+		CheckpointInterval: defaultCheckpointInterval,
+		LeaderElection: configoptional.Default(LeaderElectionConfig{
+			LeaseDuration: defaultLeaseDuration,
+			RenewDeadline: defaultRenewDeadline,
+			RetryPeriod:   defaultRetryPeriod,
+		}),
 	}
 }
 
@@ -110,7 +180,57 @@ func (cfg *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("start_at: %q is not supported; use %s or %s", cfg.StartAt, StartAtEnd, StartAtBeginning))
 	}
+	errs = append(errs, cfg.validateResume()...)
 	return errors.Join(errs...)
+}
+
+// validateResume checks storage, checkpoint, checkpoint_interval and
+// leader_election.
+func (cfg *Config) validateResume() []error {
+	var errs []error
+	checkpoint := cfg.Checkpoint.Get()
+	if cfg.Storage != nil && checkpoint != nil {
+		errs = append(errs, errors.New("storage and checkpoint: set only one place for the resume point"))
+	}
+	if checkpoint != nil {
+		errs = append(errs, validateName("checkpoint::namespace", checkpoint.Namespace, validation.IsDNS1123Label)...)
+		errs = append(errs, validateName("checkpoint::name", checkpoint.Name, validation.IsDNS1123Subdomain)...)
+	}
+	if cfg.CheckpointInterval <= 0 {
+		errs = append(errs, fmt.Errorf("checkpoint_interval: must be a positive duration such as 5s, got %v", cfg.CheckpointInterval))
+	}
+	le := cfg.LeaderElection.Get()
+	if le == nil {
+		return errs
+	}
+	if cfg.Storage == nil && checkpoint == nil {
+		errs = append(errs, errors.New("leader_election: needs checkpoint (or a storage extension that every replica reaches) so that the new leader resumes where the old one stopped"))
+	}
+	errs = append(errs, validateName("leader_election::lease_name", le.LeaseName, validation.IsDNS1123Subdomain)...)
+	errs = append(errs, validateName("leader_election::lease_namespace", le.LeaseNamespace, validation.IsDNS1123Label)...)
+	if le.LeaseDuration < time.Second {
+		errs = append(errs, fmt.Errorf("leader_election::lease_duration: must be at least 1s (a Lease counts whole seconds), got %v", le.LeaseDuration))
+	}
+	if le.RenewDeadline <= 0 || le.RenewDeadline >= le.LeaseDuration {
+		errs = append(errs, fmt.Errorf("leader_election::renew_deadline: must be positive and shorter than lease_duration (%v), got %v", le.LeaseDuration, le.RenewDeadline))
+	}
+	if le.RetryPeriod <= 0 || float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod) {
+		errs = append(errs, fmt.Errorf("leader_election::retry_period: must be positive and shorter than renew_deadline / %v (%v), got %v",
+			leaderelection.JitterFactor, time.Duration(float64(le.RenewDeadline)/leaderelection.JitterFactor), le.RetryPeriod))
+	}
+	return errs
+}
+
+// validateName checks a required Kubernetes object name with one of the
+// apimachinery validators.
+func validateName(key, name string, valid func(string) []string) []error {
+	if name == "" {
+		return []error{fmt.Errorf("%s: must be set", key)}
+	}
+	if problems := valid(name); len(problems) > 0 {
+		return []error{fmt.Errorf("%s: %q is not a valid name: %s", key, name, strings.Join(problems, "; "))}
+	}
+	return nil
 }
 
 func validateNamespaces(key string, namespaces []string) []error {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
@@ -30,33 +31,83 @@ func loadConfig(t *testing.T, name string) (*Config, error) {
 }
 
 func TestConfigValid(t *testing.T) {
+	storageID := component.MustNewIDWithName("file_storage", "k8sevents")
 	tests := []struct {
-		name string
-		want *Config
+		name   string
+		mutate func(*Config) // of the default configuration
 	}{
-		{
-			name: "",
-			want: &Config{AuthType: AuthTypeServiceAccount, Interval: time.Minute, PageSize: 500, StartAt: StartAtEnd},
-		},
+		{name: ""},
 		{
 			name: "all_fields",
-			want: &Config{
-				AuthType: AuthTypeKubeConfig, Context: "kind-dev", Interval: 10 * time.Second, PageSize: 100,
-				StartAt: StartAtBeginning, ClusterName: "prod-eu-1", ExcludeNamespaces: []string{"kube-system", "kube-public"},
+			mutate: func(cfg *Config) {
+				cfg.AuthType, cfg.Context, cfg.Interval, cfg.PageSize = AuthTypeKubeConfig, "kind-dev", 10*time.Second, 100
+				cfg.StartAt, cfg.ClusterName = StartAtBeginning, "prod-eu-1"
+				cfg.ExcludeNamespaces = []string{"kube-system", "kube-public"}
 			},
 		},
 		{
 			name: "namespaces",
-			want: &Config{AuthType: AuthTypeNone, Namespaces: []string{"default", "payments"}, Interval: time.Minute, PageSize: 500, StartAt: StartAtEnd},
+			mutate: func(cfg *Config) {
+				cfg.AuthType, cfg.Namespaces = AuthTypeNone, []string{"default", "payments"}
+			},
+		},
+		{
+			name: "checkpoint",
+			mutate: func(cfg *Config) {
+				cfg.Checkpoint = configoptional.Some(CheckpointConfig{Namespace: "observability", Name: "k8sevents-checkpoint"})
+				cfg.CheckpointInterval = 10 * time.Second
+				cfg.LeaderElection = configoptional.Some(LeaderElectionConfig{
+					LeaseName: "k8sevents", LeaseNamespace: "observability",
+					LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+				})
+			},
+		},
+		{
+			name: "leader_election_all_fields",
+			mutate: func(cfg *Config) {
+				cfg.Checkpoint = configoptional.Some(CheckpointConfig{Namespace: "observability", Name: "k8sevents-checkpoint"})
+				cfg.LeaderElection = configoptional.Some(LeaderElectionConfig{
+					LeaseName: "k8sevents", LeaseNamespace: "observability",
+					LeaseDuration: 30 * time.Second, RenewDeadline: 20 * time.Second, RetryPeriod: 5 * time.Second,
+				})
+			},
+		},
+		{
+			name:   "leader_election_disabled",
+			mutate: func(cfg *Config) { cfg.LeaderElection = configoptional.None[LeaderElectionConfig]() },
+		},
+		{
+			name:   "storage",
+			mutate: func(cfg *Config) { cfg.Storage = &storageID },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := loadConfig(t, tt.name)
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, cfg)
+			want := createDefaultConfig()
+			if tt.mutate != nil {
+				tt.mutate(want)
+			}
+			assert.Equal(t, want, cfg)
 		})
 	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := createDefaultConfig()
+	assert.Equal(t, AuthTypeServiceAccount, cfg.AuthType)
+	assert.Equal(t, time.Minute, cfg.Interval)
+	assert.Equal(t, int64(500), cfg.PageSize)
+	assert.Equal(t, StartAtEnd, cfg.StartAt)
+	assert.Nil(t, cfg.Storage)
+	assert.False(t, cfg.Checkpoint.HasValue())
+	assert.Equal(t, 5*time.Second, cfg.CheckpointInterval)
+	assert.False(t, cfg.LeaderElection.HasValue(), "leader election is off unless configured")
+	le := cfg.LeaderElection.GetOrInsertDefault()
+	assert.Equal(t, 15*time.Second, le.LeaseDuration)
+	assert.Equal(t, 10*time.Second, le.RenewDeadline)
+	assert.Equal(t, 2*time.Second, le.RetryPeriod)
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -77,6 +128,17 @@ func TestConfigInvalid(t *testing.T) {
 		{"namespaces_and_exclude", []string{"exclude_namespaces: only applies when reading all namespaces"}},
 		{"several_errors", []string{"auth_type:", "interval:", "start_at:"}},
 		{"unknown_key", []string{"has invalid keys: namespace"}},
+		{"storage_and_checkpoint", []string{"storage and checkpoint: set only one place for the resume point"}},
+		{"checkpoint_without_name", []string{"checkpoint::name: must be set"}},
+		{"checkpoint_bad_namespace", []string{`checkpoint::namespace: "Observability" is not a valid name`}},
+		{"zero_checkpoint_interval", []string{"checkpoint_interval: must be a positive duration", "got 0s"}},
+		{"bad_storage", []string{"storage", "file storage"}},
+		{"leader_election_without_checkpoint", []string{"leader_election: needs checkpoint"}},
+		{"leader_election_without_lease", []string{"leader_election::lease_name: must be set", "leader_election::lease_namespace: must be set"}},
+		{"leader_election_short_lease", []string{"leader_election::lease_duration: must be at least 1s", "got 500ms"}},
+		{"leader_election_renew_too_long", []string{"leader_election::renew_deadline: must be positive and shorter than lease_duration (15s), got 15s"}},
+		{"leader_election_retry_too_long", []string{"leader_election::retry_period: must be positive and shorter than renew_deadline / 1.2", "got 9s"}},
+		{"leader_election_unknown_key", []string{"has invalid keys: identity"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -62,6 +62,14 @@ func (c *cursor) complete(rev uint64) {
 	c.Steps = nil
 }
 
+// latest is the highest revision the cursor has delivered up to.
+func (c *cursor) latest() uint64 {
+	if len(c.Steps) > 0 {
+		return max(c.Mark, c.Steps[0].Rev)
+	}
+	return c.Mark
+}
+
 // eventKey is the key the API server orders a list by.
 func eventKey(namespace, name string) string {
 	return namespace + "/" + name

@@ -1,13 +1,17 @@
 package k8sevents
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -185,4 +189,53 @@ func matchesExclusions(ev corev1.Event, selector string) bool {
 		}
 	}
 	return true
+}
+
+// withOptimisticConcurrency makes the clientset give stored objects of these
+// resources a resourceVersion, and refuse an update that carries another one
+// than the stored object's with 409 Conflict, as the API server does and the
+// fake tracker does not.
+func withOptimisticConcurrency(cs *fake.Clientset, resources ...string) {
+	var rv atomic.Uint64
+	next := func() string { return strconv.FormatUint(rv.Add(1), 10) }
+	for _, res := range resources {
+		cs.PrependReactor("create", res, func(action clienttesting.Action) (bool, runtime.Object, error) {
+			m, err := meta.Accessor(action.(clienttesting.CreateAction).GetObject())
+			if err != nil {
+				return true, nil, err
+			}
+			m.SetResourceVersion(next())
+			return false, nil, nil // the tracker stores it
+		})
+		cs.PrependReactor("update", res, func(action clienttesting.Action) (bool, runtime.Object, error) {
+			ua := action.(clienttesting.UpdateAction)
+			m, err := meta.Accessor(ua.GetObject())
+			if err != nil {
+				return true, nil, err
+			}
+			stored, err := cs.Tracker().Get(ua.GetResource(), ua.GetNamespace(), m.GetName())
+			if err != nil {
+				return false, nil, nil // the tracker answers 404
+			}
+			sm, _ := meta.Accessor(stored)
+			if sm.GetResourceVersion() != m.GetResourceVersion() {
+				return true, nil, apierrors.NewConflict(ua.GetResource().GroupResource(), m.GetName(),
+					errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+			}
+			m.SetResourceVersion(next())
+			return false, nil, nil
+		})
+	}
+}
+
+// countActions counts the requests the clientset received for a verb and
+// resource.
+func countActions(cs *fake.Clientset, verb, resource string) int {
+	n := 0
+	for _, a := range cs.Actions() {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			n++
+		}
+	}
+	return n
 }

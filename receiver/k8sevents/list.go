@@ -73,6 +73,9 @@ type lister struct {
 	pageSize int64
 	logger   *zap.Logger
 	tel      *telemetry
+	// afterPage, when set, runs after the cursor moved past a delivered
+	// page; the receiver writes its checkpoint there.
+	afterPage func(ctx context.Context)
 }
 
 // mark reads only the scope's current revision: a list of one item, whose
@@ -121,22 +124,40 @@ func (l *lister) syncOnce(ctx context.Context, s scope, cur *cursor, deliver del
 				return fmt.Errorf("list %s: resourceVersion %q is not a revision number", s.describe(), list.ResourceVersion)
 			}
 			listRev = rev // every page of a list comes from the first page's snapshot
+			if latest := cur.latest(); rev < latest {
+				// Revisions only grow, so the resume point was not written
+				// by this etcd's history: a repeat is better than a loss.
+				l.logger.Warn("The API server's revision is behind the checkpoint (etcd restored from a backup, or another cluster?); delivering the stored Events of the scope again",
+					zap.String("scope", s.id()), zap.Uint64("revision", rev), zap.Uint64("checkpoint_revision", latest))
+				*cur = cursor{}
+			}
 		}
 		changed := changedSince(list.Items, cur)
 		if len(changed) > 0 {
+			if err := ctx.Err(); err != nil {
+				return err // shut down, or the lease was lost: deliver nothing more
+			}
 			if err := deliver(ctx, changed); err != nil {
 				return errDeliver{err: err}
 			}
 		}
 		if list.Continue == "" {
 			cur.complete(listRev)
+			l.progress(ctx)
 			return nil
 		}
 		if n := len(list.Items); n > 0 {
 			last := &list.Items[n-1]
 			cur.advance(eventKey(last.Namespace, last.Name), listRev)
+			l.progress(ctx)
 		}
 		opts.Continue = list.Continue
+	}
+}
+
+func (l *lister) progress(ctx context.Context) {
+	if l.afterPage != nil {
+		l.afterPage(ctx)
 	}
 }
 

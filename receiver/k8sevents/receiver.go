@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
 )
 
 const (
@@ -34,17 +36,25 @@ type eventsReceiver struct {
 	next     consumer.Logs
 	obs      *receiverhelper.ObsReport
 	tel      *telemetry
+	scopes   []scope
+	// identity names this replica in the Lease.
+	identity string
 	// newClient builds the API client in Start; tests replace it.
 	newClient func() (kubernetes.Interface, error)
 	// now is the clock for ObservedTimestamp; tests replace it.
 	now func() time.Time
 
-	// positions is how far each scope has been delivered. Only the poll
-	// goroutine touches it.
+	// store and ckpt keep the resume point; nil when none is configured.
+	store positionStore
+	ckpt  *checkpointer
+	// positions is how far each scope has been delivered; nil until it is
+	// loaded from the store. Only the goroutine that polls touches it.
 	positions map[string]*cursor
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// shutdownCtx is the context Shutdown was called with, for the flush.
+	shutdownCtx atomic.Pointer[context.Context]
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*eventsReceiver, error) {
@@ -67,91 +77,229 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		next:      next,
 		obs:       obs,
 		tel:       tel,
+		scopes:    scopesOf(cfg),
+		identity:  newIdentity(),
 		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent) },
 		now:       time.Now,
-		positions: make(map[string]*cursor),
 	}, nil
 }
 
-// Start builds the API client and starts polling. It does not wait for the
-// API server: an unreachable server is retried by the poll loop.
-func (r *eventsReceiver) Start(_ context.Context, _ component.Host) error {
+// Start builds the API client, resolves the storage extension and starts
+// polling (or campaigning for the Lease). It does not wait for the API
+// server: an unreachable server is retried by the poll loop, which also
+// reads the resume point before its first poll.
+func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	client, err := r.newClient()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	var elect *leaderelection.LeaderElectionConfig
+	if le := r.cfg.LeaderElection.Get(); le != nil {
+		if elect, err = r.electionConfig(client, le); err != nil {
+			return err
+		}
+	}
+	switch checkpoint := r.cfg.Checkpoint.Get(); {
+	case r.cfg.Storage != nil:
+		st, err := openStorage(ctx, host, *r.cfg.Storage, r.settings.ID)
+		if err != nil {
+			return err
+		}
+		r.store = st
+		if elect != nil && r.cfg.Storage.Type().String() == "file_storage" {
+			r.settings.Logger.Warn("leader_election with file_storage: each replica reads its own file, so a new leader repeats what the old one delivered; use checkpoint to share the resume point",
+				zap.Stringer("storage", r.cfg.Storage))
+		}
+	case checkpoint != nil:
+		r.store = &configMapStore{client: client, namespace: checkpoint.Namespace, name: checkpoint.Name}
+	}
+	if r.store != nil {
+		r.ckpt = newCheckpointer(r.store, r.cfg, r.scopes, r.settings.Logger, r.tel)
+	}
+
+	pollCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	l := &lister{client: client, pageSize: r.cfg.PageSize, logger: r.settings.Logger, tel: r.tel}
-	r.wg.Go(func() { r.run(ctx, l) })
-	r.settings.Logger.Info("Polling Kubernetes events",
+	l := &lister{client: client, pageSize: r.cfg.PageSize, logger: r.settings.Logger, tel: r.tel, afterPage: r.checkpoint}
+	fields := []zap.Field{
 		zap.Strings("namespaces", r.cfg.Namespaces), zap.Strings("exclude_namespaces", r.cfg.ExcludeNamespaces),
-		zap.Duration("interval", r.cfg.Interval), zap.String("start_at", string(r.cfg.StartAt)))
+		zap.Duration("interval", r.cfg.Interval), zap.String("start_at", string(r.cfg.StartAt)),
+	}
+	if r.store != nil {
+		fields = append(fields, zap.Stringer("checkpoint", r.store), zap.Duration("checkpoint_interval", r.cfg.CheckpointInterval))
+	}
+	if elect != nil {
+		le := r.cfg.LeaderElection.Get()
+		r.tel.recordLeader(ctx, false)
+		r.wg.Go(func() { r.campaign(pollCtx, l, *elect) })
+		r.settings.Logger.Info("Campaigning for leadership; only the leader polls Kubernetes events",
+			append(fields, zap.String("identity", r.identity), zap.String("lease_namespace", le.LeaseNamespace), zap.String("lease_name", le.LeaseName))...)
+		return nil
+	}
+	r.wg.Go(func() {
+		r.run(pollCtx, l)
+		r.flush()
+	})
+	r.settings.Logger.Info("Polling Kubernetes events", fields...)
 	return nil
 }
 
-// Shutdown stops polling and waits for a poll in progress to end. It is safe
-// before Start and safe twice.
-func (r *eventsReceiver) Shutdown(context.Context) error {
+// Shutdown stops polling, waits for a poll in progress to end, writes the
+// resume point with ctx and, as leader, only then gives up the Lease. It is
+// safe before Start and safe twice.
+func (r *eventsReceiver) Shutdown(ctx context.Context) error {
+	r.shutdownCtx.Store(&ctx)
 	if r.cancel != nil {
 		r.cancel()
 	}
 	r.wg.Wait()
+	if r.store == nil {
+		return nil
+	}
+	store := r.store
+	r.store = nil
+	if err := store.close(ctx); err != nil {
+		return fmt.Errorf("close %s: %w", store, err)
+	}
 	return nil
 }
 
-// run polls at once and then every interval. A poll that fails is retried
-// sooner, backing off from minRetry to the interval; the failure is logged
-// when it starts and when it changes, and the recovery once.
+// run reads the resume point, then polls at once and every interval, and
+// writes the resume point when the checkpointer's timer fires. A poll that
+// fails is retried sooner, backing off from minRetry to the interval; the
+// failure is logged when it starts and when it changes, and the recovery
+// once.
 func (r *eventsReceiver) run(ctx context.Context, l *lister) {
-	var (
-		failures  int
-		lastErr   string
-		failSince time.Time
-	)
+	polls := failureLog{
+		logger:       r.settings.Logger,
+		failedMsg:    "Polling Kubernetes events failed; keeping the position and retrying",
+		stillMsg:     "Polling Kubernetes events still fails",
+		recoveredMsg: "Polling Kubernetes events works again",
+		countKey:     "failed_polls",
+	}
+	loads := failureLog{
+		logger:       r.settings.Logger,
+		failedMsg:    "Reading the checkpoint failed; retrying before the first poll",
+		stillMsg:     "Reading the checkpoint still fails",
+		recoveredMsg: "Reading the checkpoint works again",
+		countKey:     "failed_reads",
+	}
+	retry := func(failures int) time.Duration { return min(r.cfg.Interval, minRetry<<min(failures-1, 16)) }
+	var due <-chan time.Time
+	if r.ckpt != nil {
+		due = r.ckpt.timer.C
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-due:
+			r.checkpoint(ctx)
+			continue
 		case <-timer.C:
+		}
+		if r.positions == nil {
+			if err := r.resume(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				wait := retry(loads.failures + 1)
+				loads.fail(err, wait)
+				timer.Reset(wait)
+				continue
+			}
+			loads.ok()
 		}
 		started := time.Now()
 		err := r.poll(ctx, l)
 		if ctx.Err() != nil {
-			return // shutting down; an interrupted poll is not a failure
+			return // shutting down or no longer leader; an interrupted poll is not a failure
 		}
 		r.tel.recordPoll(ctx, started, err)
+		r.checkpoint(ctx)
 		if err == nil {
-			if failures > 0 {
-				r.settings.Logger.Info("Polling Kubernetes events works again",
-					zap.Int("failed_polls", failures), zap.Duration("after", time.Since(failSince).Round(time.Second)))
-			}
-			failures, lastErr = 0, ""
+			polls.ok()
 			timer.Reset(max(0, r.cfg.Interval-time.Since(started)))
 			continue
 		}
-		failures++
-		if failures == 1 {
-			failSince = started
-		}
-		retry := min(r.cfg.Interval, minRetry<<min(failures-1, 16))
-		if msg := err.Error(); msg != lastErr {
-			r.settings.Logger.Warn("Polling Kubernetes events failed; keeping the position and retrying",
-				zap.Error(err), zap.Duration("retry_in", retry), zap.Int("failed_polls", failures))
-			lastErr = msg
-		} else {
-			r.settings.Logger.Debug("Polling Kubernetes events still fails", zap.Error(err), zap.Int("failed_polls", failures))
-		}
-		timer.Reset(retry)
+		wait := retry(polls.failures + 1)
+		polls.fail(err, wait)
+		timer.Reset(wait)
 	}
+}
+
+// resume loads the positions from the store, or starts without any.
+func (r *eventsReceiver) resume(ctx context.Context) error {
+	if r.ckpt == nil {
+		r.positions = make(map[string]*cursor)
+		return nil
+	}
+	positions, err := r.ckpt.load(ctx)
+	if err != nil {
+		return err
+	}
+	r.positions = positions
+	return nil
+}
+
+// checkpoint writes the positions if they changed and the interval allows.
+func (r *eventsReceiver) checkpoint(ctx context.Context) {
+	if r.ckpt != nil {
+		r.ckpt.save(ctx, r.positions, false)
+	}
+}
+
+// flush writes the positions on shutdown, with the context of Shutdown.
+func (r *eventsReceiver) flush() {
+	if r.ckpt == nil {
+		return
+	}
+	ctx := context.Background()
+	if p := r.shutdownCtx.Load(); p != nil {
+		ctx = *p
+	}
+	r.ckpt.save(ctx, r.positions, true)
+}
+
+// failureLog logs a failure that repeats when it starts and when it changes,
+// and the recovery once, so that an outage does not flood the log.
+type failureLog struct {
+	logger                            *zap.Logger
+	failedMsg, stillMsg, recoveredMsg string
+	// countKey is the log field that counts the failures.
+	countKey string
+	failures int
+	lastErr  string
+	since    time.Time
+}
+
+func (f *failureLog) fail(err error, retry time.Duration, fields ...zap.Field) {
+	f.failures++
+	if f.failures == 1 {
+		f.since = time.Now()
+	}
+	fields = append(fields, zap.Error(err), zap.Int(f.countKey, f.failures))
+	if msg := err.Error(); msg != f.lastErr {
+		f.logger.Warn(f.failedMsg, append(fields, zap.Duration("retry_in", retry))...)
+		f.lastErr = msg
+		return
+	}
+	f.logger.Debug(f.stillMsg, fields...)
+}
+
+func (f *failureLog) ok() {
+	if f.failures > 0 {
+		f.logger.Info(f.recoveredMsg,
+			zap.Int(f.countKey, f.failures), zap.Duration("after", time.Since(f.since).Round(time.Second)))
+	}
+	f.failures, f.lastErr = 0, ""
 }
 
 // poll syncs every scope. A scope that fails does not stop the others.
 func (r *eventsReceiver) poll(ctx context.Context, l *lister) error {
 	var errs []error
-	for _, s := range scopesOf(r.cfg) {
+	for _, s := range r.scopes {
 		if err := r.pollScope(ctx, l, s); err != nil {
 			errs = append(errs, r.classify(ctx, s, err))
 		}

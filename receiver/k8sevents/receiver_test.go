@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents/internal/metadata"
 )
@@ -35,12 +36,21 @@ func TestMain(m *testing.M) {
 // harness runs a receiver against a fakeAPI.
 type harness struct {
 	api  *fakeAPI
+	cs   *fake.Clientset
 	sink *recordSink
 	logs *observer.ObservedLogs
+	tel  *componenttest.Telemetry
 	rcv  *eventsReceiver
 }
 
 func newHarness(t *testing.T, api *fakeAPI, mutate func(*Config)) *harness {
+	t.Helper()
+	return newHarnessOn(t, api, api.clientset(), mutate)
+}
+
+// newHarnessOn runs the receiver on a given clientset, which several
+// receivers may share.
+func newHarnessOn(t *testing.T, api *fakeAPI, cs *fake.Clientset, mutate func(*Config)) *harness {
 	t.Helper()
 	cfg := createDefaultConfig()
 	cfg.Interval = 5 * time.Millisecond
@@ -51,14 +61,16 @@ func newHarness(t *testing.T, api *fakeAPI, mutate func(*Config)) *harness {
 	}
 	require.NoError(t, cfg.Validate())
 	core, logs := observer.New(zapcore.DebugLevel)
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { assert.NoError(t, tel.Shutdown(context.Background())) })
 	set := receivertest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
 	set.Logger = zap.New(core)
 	sink := &recordSink{}
 	rcv, err := newReceiver(set, cfg, sink)
 	require.NoError(t, err)
-	cs := api.clientset()
 	rcv.newClient = func() (kubernetes.Interface, error) { return cs, nil }
-	return &harness{api: api, sink: sink, logs: logs, rcv: rcv}
+	return &harness{api: api, cs: cs, sink: sink, logs: logs, tel: tel, rcv: rcv}
 }
 
 func (h *harness) start(t *testing.T) {

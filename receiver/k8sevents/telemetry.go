@@ -20,6 +20,8 @@ type telemetry struct {
 	pages        metric.Int64Counter
 	errors       metric.Int64Counter
 	relists      metric.Int64Counter
+	checkpoints  metric.Int64Counter
+	leader       metric.Int64Gauge
 	attrs        metric.MeasurementOption
 }
 
@@ -47,6 +49,12 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 	t.relists, err = meter.Int64Counter("otelcol_receiver_k8sevents_relists",
 		metric.WithDescription("Lists restarted because their continue token expired (410 Gone)."), metric.WithUnit("{relist}"))
 	errs = errors.Join(errs, err)
+	t.checkpoints, err = meter.Int64Counter("otelcol_receiver_k8sevents_checkpoint_writes",
+		metric.WithDescription("Writes of the resume point (storage or checkpoint), by outcome."), metric.WithUnit("{write}"))
+	errs = errors.Join(errs, err)
+	t.leader, err = meter.Int64Gauge("otelcol_receiver_k8sevents_leader",
+		metric.WithDescription("1 while this replica holds the leader_election Lease and polls, else 0; only with leader_election."), metric.WithUnit("1"))
+	errs = errors.Join(errs, err)
 	return t, errs
 }
 
@@ -61,4 +69,20 @@ func (t *telemetry) recordPoll(ctx context.Context, started time.Time, err error
 
 func (t *telemetry) recordError(ctx context.Context, kind string) {
 	t.errors.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("kind", kind)))
+}
+
+func (t *telemetry) recordCheckpoint(ctx context.Context, err error) {
+	outcome := outcomeSuccess
+	if err != nil {
+		outcome = outcomeFailure
+	}
+	t.checkpoints.Add(ctx, 1, t.attrs, metric.WithAttributes(outcome))
+}
+
+func (t *telemetry) recordLeader(ctx context.Context, leading bool) {
+	var v int64
+	if leading {
+		v = 1
+	}
+	t.leader.Record(ctx, v, t.attrs)
 }
