@@ -24,11 +24,11 @@ type pki struct {
 	adminKey  []byte
 
 	// Paths of the files written for the components.
-	caCertFile     string
-	servingCert    string
-	servingKey     string
-	saPrivateKey   string
-	saPublicKey    string
+	caCertFile   string
+	servingCert  string
+	servingKey   string
+	saPrivateKey string
+	saPublicKey  string
 }
 
 // serviceClusterIPRange is the --service-cluster-ip-range of the API server;

@@ -1,0 +1,439 @@
+// Package lokitest runs a single-process Grafana Loki, built by `make loki`,
+// as a child process of a test, and queries it with LogQL.
+//
+// What Loki v3.7.8 makes of OTLP logs with its default OTLP configuration
+// (read in its source and observed in e2e.TestLoki):
+//
+//   - Index labels (Entry.Labels) are the resource attributes on Loki's
+//     default list (distributor.otlp.default_resource_attributes_as_index_labels),
+//     which includes k8s.cluster.name, k8s.namespace.name, k8s.pod.name,
+//     k8s.container.name and the k8s.<workload>.name attributes, with dots
+//     replaced by underscores: k8s_namespace_name. Loki adds service_name,
+//     taken from service.name or, failing that, from the first index label on
+//     its discover_service_name list (such as k8s_container_name), else
+//     "unknown_service".
+//   - Structured metadata (Entry.StructuredMetadata) holds every other
+//     resource attribute (k8s.object.kind -> k8s_object_kind), every log
+//     record attribute (k8s.event.reason -> k8s_event_reason, integers as
+//     decimal strings), scope_name, severity_text and severity_number as sent,
+//     observed_timestamp in Unix nanoseconds, and detected_level. Loki derives
+//     detected_level at ingestion from severity_text when it is set, lower-cased
+//     when it names a level and kept as-is otherwise ("Warning" -> "warn",
+//     "Normal" -> "Normal"), and from severity_number only when there is no
+//     severity_text.
+//   - The line is the record's body; the entry's time is the record's
+//     timestamp, or its observed timestamp when that is unset.
+//
+// QueryRange asks for the "categorize-labels" response encoding, so that
+// Entry.Labels holds only the index labels. Without it, Loki returns the
+// structured metadata merged into each stream's labels.
+package lokitest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// EnvBinary names the environment variable that points at the Loki binary.
+// `make test` sets it to .bin/loki.
+const EnvBinary = "K8SEVENTS_LOKI"
+
+// readyTimeout bounds the wait for /ready. Loki answers after about 30 s;
+// this only stops a broken start from hanging the test.
+const readyTimeout = 3 * time.Minute
+
+// Loki is one running Loki process.
+type Loki struct {
+	url     string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+	client  *http.Client
+}
+
+// Entry is one log line returned by a LogQL query.
+type Entry struct {
+	// Labels are the stream's index labels.
+	Labels map[string]string
+	// Time is the entry's timestamp.
+	Time time.Time
+	// Line is the log line: an OTLP record's body.
+	Line string
+	// StructuredMetadata is what Loki stored next to the line.
+	StructuredMetadata map[string]string
+	// Parsed holds the labels that parsers in the query (| json, | logfmt)
+	// extracted.
+	Parsed map[string]string
+}
+
+// Binary returns the Loki binary to run: $K8SEVENTS_LOKI, else .bin/loki at
+// the module root. It skips t in -short mode and when the variable is unset
+// and the binary is missing; it fails t when the variable names a missing
+// file.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("lokitest: needs the Loki binary; skipped in -short mode")
+	}
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("lokitest: $%s: %v", EnvBinary, err)
+		}
+		return p
+	}
+	root, err := moduleRoot()
+	if err == nil {
+		p := filepath.Join(root, ".bin", "loki")
+		if _, err = os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skipf("lokitest: no Loki binary (%v); run `make test`, which builds it with `make loki` and sets $%s", err, EnvBinary)
+	return ""
+}
+
+// Start starts Loki with its data in a temporary directory and waits until
+// it is ready. Loki is killed in t.Cleanup; when the test failed, the end of
+// its log is logged.
+func Start(t testing.TB) *Loki {
+	t.Helper()
+	bin := Binary(t)
+	dir := t.TempDir() // registered first, so removed after Loki is killed
+	// A port picked free can be taken before Loki binds it; try other ports
+	// when that happens.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		l, err := start(t, bin, dir, attempt)
+		if err == nil {
+			return l
+		}
+		if l == nil {
+			t.Fatalf("lokitest: %v", err)
+		}
+		log := l.lastLines(60)
+		l.kill()
+		if attempt < attempts && strings.Contains(log, "address already in use") {
+			continue
+		}
+		t.Fatalf("lokitest: %v; last lines of %s:\n%s", err, l.logPath, log)
+	}
+}
+
+func start(t testing.TB, bin, dir string, attempt int) (*Loki, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	runDir := filepath.Join(dir, fmt.Sprintf("run-%d", attempt))
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(runDir, "loki.yaml")
+	if err := os.WriteFile(cfgPath, []byte(config(runDir, ports[0], ports[1])), 0o600); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	l := &Loki{
+		url:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
+		logPath: filepath.Join(runDir, "loki.log"),
+		done:    make(chan struct{}),
+		client:  &http.Client{Timeout: 30 * time.Second},
+	}
+	logFile, err := os.Create(l.logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	l.cmd = exec.Command(bin, "-config.file="+cfgPath)
+	l.cmd.Dir = runDir
+	l.cmd.Stdout, l.cmd.Stderr = logFile, logFile
+	// Its own process group, killed with the test binary.
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := l.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	go func() {
+		l.waitErr = l.cmd.Wait()
+		logFile.Close()
+		close(l.done)
+	}()
+	t.Cleanup(func() {
+		l.kill()
+		if t.Failed() {
+			t.Logf("lokitest: last lines of %s:\n%s", l.logPath, l.lastLines(60))
+		}
+	})
+	began := time.Now()
+	if err := l.waitReady(); err != nil {
+		return l, err
+	}
+	t.Logf("lokitest: Loki at %s ready after %v", l.url, time.Since(began).Round(time.Second))
+	return l, nil
+}
+
+// config is a single-process Loki that keeps everything under dir. The
+// limits are Loki's defaults except where noted.
+func config(dir string, httpPort, grpcPort int) string {
+	return fmt.Sprintf(`auth_enabled: false
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: %[2]d
+  grpc_listen_address: 127.0.0.1
+  grpc_listen_port: %[3]d
+  log_level: info
+common:
+  instance_addr: 127.0.0.1
+  path_prefix: %[1]s
+  storage:
+    filesystem:
+      chunks_directory: %[1]s/chunks
+      rules_directory: %[1]s/rules
+  replication_factor: 1
+  ring:
+    kvstore:
+      store: inmemory
+schema_config:
+  configs:
+    - from: 2020-10-24
+      store: tsdb
+      object_store: filesystem
+      schema: v13
+      index:
+        prefix: index_
+        period: 24h
+query_range:
+  # Tests poll the same query until data arrives: never answer from a cache.
+  cache_results: false
+limits_config:
+  # OTLP record attributes become structured metadata (Loki's default, made
+  # explicit), and detected_level is derived from the severity.
+  allow_structured_metadata: true
+  discover_log_levels: true
+  # Events replayed with start_at: beginning may be older than a week.
+  reject_old_samples: false
+analytics:
+  reporting_enabled: false
+`, dir, httpPort, grpcPort)
+}
+
+// waitReady polls /ready until it answers 200, Loki exits or readyTimeout
+// passes.
+func (l *Loki) waitReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		last = l.ready(ctx)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-l.done:
+			return fmt.Errorf("loki exited (%v) before it was ready", l.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("loki not ready within %v: %w", readyTimeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *Loki) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/ready", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /ready: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// URL is Loki's HTTP address, such as http://127.0.0.1:41234.
+func (l *Loki) URL() string { return l.url }
+
+// OTLPEndpoint is the endpoint for the otlp_http exporter, which appends
+// /v1/logs to it.
+func (l *Loki) OTLPEndpoint() string { return l.url + "/otlp" }
+
+// LogPath is the file Loki's output goes to.
+func (l *Loki) LogPath() string { return l.logPath }
+
+// QueryRange runs a LogQL log query over [start, end] and returns up to
+// limit entries, oldest first. A metric query is an error.
+func (l *Loki) QueryRange(ctx context.Context, logql string, start, end time.Time, limit int) ([]Entry, error) {
+	q := url.Values{
+		"query":     {logql},
+		"start":     {strconv.FormatInt(start.UnixNano(), 10)},
+		"end":       {strconv.FormatInt(end.UnixNano(), 10)},
+		"limit":     {strconv.Itoa(limit)},
+		"direction": {"forward"},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/query_range?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", logql, err)
+	}
+	// Index labels in "stream", structured metadata next to each line.
+	req.Header.Set("X-Loki-Response-Encoding-Flags", "categorize-labels")
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", logql, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %s: %s: %s", logql, resp.Status, strings.TrimSpace(string(body)))
+	}
+	entries, err := decodeStreams(body)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", logql, err)
+	}
+	return entries, nil
+}
+
+// queryResponse is the part of Loki's query_range answer that log queries
+// fill.
+type queryResponse struct {
+	Status string `json:"status"`
+	Data   struct {
+		ResultType string `json:"resultType"`
+		Result     []struct {
+			Stream map[string]string   `json:"stream"`
+			Values [][]json.RawMessage `json:"values"`
+		} `json:"result"`
+	} `json:"data"`
+}
+
+// decodeStreams flattens a streams result. Each value is [ "<unix ns>",
+// "<line>" ] or, with categorize-labels, [ "<unix ns>", "<line>",
+// {"structuredMetadata": {...}, "parsed": {...}} ].
+func decodeStreams(body []byte) ([]Entry, error) {
+	var r queryResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("decode response: %w", err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("status %q", r.Status)
+	}
+	if r.Data.ResultType != "streams" {
+		return nil, fmt.Errorf("result type %q, want streams (a log query)", r.Data.ResultType)
+	}
+	var out []Entry
+	for _, s := range r.Data.Result {
+		for _, v := range s.Values {
+			if len(v) < 2 {
+				return nil, fmt.Errorf("value with %d elements", len(v))
+			}
+			var ts string
+			e := Entry{Labels: s.Stream}
+			if err := json.Unmarshal(v[0], &ts); err != nil {
+				return nil, fmt.Errorf("decode timestamp: %w", err)
+			}
+			ns, err := strconv.ParseInt(ts, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("decode timestamp: %w", err)
+			}
+			e.Time = time.Unix(0, ns)
+			if err := json.Unmarshal(v[1], &e.Line); err != nil {
+				return nil, fmt.Errorf("decode line: %w", err)
+			}
+			if len(v) > 2 {
+				var cat struct {
+					StructuredMetadata map[string]string `json:"structuredMetadata"`
+					Parsed             map[string]string `json:"parsed"`
+				}
+				if err := json.Unmarshal(v[2], &cat); err != nil {
+					return nil, fmt.Errorf("decode labels of line: %w", err)
+				}
+				e.StructuredMetadata, e.Parsed = cat.StructuredMetadata, cat.Parsed
+			}
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// kill sends SIGKILL to Loki's process group and waits for it to exit. The
+// data is thrown away with the temporary directory, so nothing needs a
+// graceful shutdown.
+func (l *Loki) kill() {
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+	<-l.done
+}
+
+func (l *Loki) lastLines(n int) string {
+	b, err := os.ReadFile(l.logPath)
+	if err != nil {
+		return fmt.Sprintf("(read %s: %v)", l.logPath, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// moduleRoot walks up from the working directory to the directory with the
+// module's go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/k8sevents/otelcol-k8sevents\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("module root not found above the working directory")
+		}
+		dir = parent
+	}
+}
