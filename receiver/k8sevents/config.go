@@ -216,7 +216,7 @@ func (cfg *Config) validateResume() []error {
 	}
 	if le.RetryPeriod <= 0 || float64(le.RenewDeadline) <= leaderelection.JitterFactor*float64(le.RetryPeriod) {
 		errs = append(errs, fmt.Errorf("leader_election::retry_period: must be positive and shorter than renew_deadline / %v (%v), got %v",
-			leaderelection.JitterFactor, time.Duration(float64(le.RenewDeadline)/leaderelection.JitterFactor), le.RetryPeriod))
+			leaderelection.JitterFactor, time.Duration(float64(le.RenewDeadline)/leaderelection.JitterFactor).Round(time.Millisecond), le.RetryPeriod))
 	}
 	return errs
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
@@ -96,6 +97,7 @@ func TestConfigValid(t *testing.T) {
 
 func TestDefaultConfig(t *testing.T) {
 	cfg := createDefaultConfig()
+	require.NoError(t, componenttest.CheckConfigStruct(cfg))
 	assert.Equal(t, AuthTypeServiceAccount, cfg.AuthType)
 	assert.Equal(t, time.Minute, cfg.Interval)
 	assert.Equal(t, int64(500), cfg.PageSize)

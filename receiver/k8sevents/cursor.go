@@ -47,6 +47,9 @@ func (c *cursor) deliveredUpTo(key string) uint64 {
 // advance records that every Event with a key up to lastKey has been
 // delivered as of the list at revision rev.
 func (c *cursor) advance(lastKey string, rev uint64) {
+	if rev <= c.Mark {
+		return // nothing above the mark was listed: a step would only churn the checkpoint
+	}
 	i := 0
 	for i < len(c.Steps) && c.Steps[i].Key <= lastKey {
 		i++

@@ -30,7 +30,7 @@ type fakeAPI struct {
 	// history keeps every version of every Event, so that the pages of a
 	// list come from one snapshot, as etcd serves them.
 	history map[string][]corev1.Event
-	lists  int
+	lists   int
 	// inFlight and maxInFlight count concurrent list requests.
 	inFlight, maxInFlight int
 	// beforeList, when set, may fail a list request; it runs unlocked.

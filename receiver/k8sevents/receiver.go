@@ -129,17 +129,17 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	if elect != nil {
 		le := r.cfg.LeaderElection.Get()
-		r.tel.recordLeader(ctx, false)
-		r.wg.Go(func() { r.campaign(pollCtx, l, *elect) })
 		r.settings.Logger.Info("Campaigning for leadership; only the leader polls Kubernetes events",
 			append(fields, zap.String("identity", r.identity), zap.String("lease_namespace", le.LeaseNamespace), zap.String("lease_name", le.LeaseName))...)
+		r.tel.recordLeader(ctx, false)
+		r.wg.Go(func() { r.campaign(pollCtx, l, *elect) })
 		return nil
 	}
+	r.settings.Logger.Info("Polling Kubernetes events", fields...)
 	r.wg.Go(func() {
 		r.run(pollCtx, l)
 		r.flush()
 	})
-	r.settings.Logger.Info("Polling Kubernetes events", fields...)
 	return nil
 }
 
