@@ -95,6 +95,9 @@ func TestRealControllerEvents(t *testing.T) {
 	if failed.Str("k8s.pod.name") == "" || failed.Body != "no nodes available to schedule pods" {
 		t.Errorf("FailedScheduling: k8s.pod.name %q, body %q", failed.Str("k8s.pod.name"), failed.Body)
 	}
+	if src := failed.Str("k8s.event.source.component"); src != "default-scheduler" {
+		t.Errorf("FailedScheduling: k8s.event.source.component %q, want default-scheduler", src)
+	}
 	sched := check("Scheduled", "Pod", plog.SeverityNumberInfo, ns)
 	if !strings.Contains(sched.Body, "to node-1") {
 		t.Errorf("Scheduled: body %q, want it to name node-1", sched.Body)

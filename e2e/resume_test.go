@@ -172,6 +172,7 @@ func TestKillNine(t *testing.T) {
 		kills = append(kills, time.Now())
 		col = collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
 	}
+	s.waitCount(total)
 	s.Stop()
 	want := s.Created()
 	if len(want) != total {

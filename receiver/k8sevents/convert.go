@@ -1,6 +1,7 @@
 package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents"
 
 import (
+	"cmp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -167,7 +168,9 @@ func putRecord(lr plog.LogRecord, ev *corev1.Event, observed time.Time) {
 	if ts, ok := firstTime(ev); ok {
 		attrs.PutStr(attrEventStartTime, ts.UTC().Format(time.RFC3339Nano))
 	}
-	putNonEmpty(attrs, attrSourceComponent, ev.Source.Component)
+	// Events written through events.k8s.io (the scheduler's) have no source;
+	// their reporting controller is the same thing.
+	putNonEmpty(attrs, attrSourceComponent, cmp.Or(ev.Source.Component, ev.ReportingController))
 	putNonEmpty(attrs, attrSourceHost, ev.Source.Host)
 	putNonEmpty(attrs, attrReportingController, ev.ReportingController)
 	putNonEmpty(attrs, attrReportingInstance, ev.ReportingInstance)
