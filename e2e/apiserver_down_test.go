@@ -20,7 +20,7 @@ func TestAPIServerGoesAway(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "stream")
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	col := startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 1s")
 
 	// A stream of Events, one every 50ms; creations that fail while the

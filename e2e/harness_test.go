@@ -170,6 +170,18 @@ func startCollector(t *testing.T, kubeconfig string, sink *otlpsink.Sink, receiv
 	return c
 }
 
+// testSource is the source component of every Event the tests create.
+const testSource = "e2e-test"
+
+// newSink is an OTLP endpoint that keeps only the records of Events the
+// test created: the control plane reports Events of its own (a repaired
+// ClusterIP, for one) that a collector reading all namespaces also sees.
+func newSink(t *testing.T) *otlpsink.Sink {
+	return otlpsink.StartFiltered(t, func(r otlpsink.Record) bool {
+		return r.Str("k8s.event.source.component") == testSource
+	})
+}
+
 // eventSpec describes an Event the test creates directly.
 type eventSpec struct {
 	namespace string
@@ -196,7 +208,7 @@ func newEvent(s eventSpec) *corev1.Event {
 		Count:          1,
 		FirstTimestamp: now,
 		LastTimestamp:  now,
-		Source:         corev1.EventSource{Component: "e2e-test"},
+		Source:         corev1.EventSource{Component: testSource},
 	}
 }
 

@@ -32,7 +32,7 @@ func TestLeaderFailover(t *testing.T) {
   renew_deadline: 4s
   retry_period: 1s`, collectorNamespace, leaseDuration))
 
-	sinks := []*otlpsink.Sink{otlpsink.Start(t), otlpsink.Start(t)}
+	sinks := []*otlpsink.Sink{newSink(t), newSink(t)}
 	cols := []*collectortest.Collector{
 		collectortest.Start(t, p.config(sinks[0]), "KUBECONFIG="+kubeconfig),
 		collectortest.Start(t, p.config(sinks[1]), "KUBECONFIG="+kubeconfig),

@@ -23,7 +23,7 @@ func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "mem")
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	port := collectortest.FreePort(t)
 	cfg := withMetrics(collectorConfig(sink, "interval: 1s\npage_size: 500\nstart_at: beginning"), port)
 	col := collectortest.Start(t, cfg, "KUBECONFIG="+clusterReaderKubeconfig(t, cp))

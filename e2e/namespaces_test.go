@@ -20,7 +20,7 @@ func TestNamespaces(t *testing.T) {
 	createNamespaces(t, c, "red", "green", "blue")
 	kubeconfig := clusterReaderKubeconfig(t, cp)
 
-	named, all, excluded := otlpsink.Start(t), otlpsink.Start(t), otlpsink.Start(t)
+	named, all, excluded := newSink(t), newSink(t), newSink(t)
 	startCollector(t, kubeconfig, named, "interval: 1s\nnamespaces: [red, green]")
 	startCollector(t, kubeconfig, all, "interval: 1s")
 	startCollector(t, kubeconfig, excluded, "interval: 1s\nexclude_namespaces: [blue]")

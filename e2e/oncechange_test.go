@@ -17,7 +17,7 @@ func TestEveryChangeOnce(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "alpha", "beta")
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	startCollector(t, clusterReaderKubeconfig(t, cp), sink, `
 interval: 1s
 page_size: 100

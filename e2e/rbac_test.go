@@ -41,11 +41,11 @@ func TestRBAC(t *testing.T) {
 		}
 	}
 
-	allowed := otlpsink.Start(t)
+	allowed := newSink(t)
 	startCollector(t, kubeconfig, allowed, "interval: 1s\nstart_at: beginning\nnamespaces: [team-a, team-b]")
-	forbidden := otlpsink.Start(t)
+	forbidden := newSink(t)
 	denied := startCollector(t, kubeconfig, forbidden, "interval: 1s\nstart_at: beginning\nnamespaces: [team-b, team-c]")
-	cluster := startCollector(t, kubeconfig, otlpsink.Start(t), "interval: 1s")
+	cluster := startCollector(t, kubeconfig, newSink(t), "interval: 1s")
 
 	for _, ns := range []string{"team-a", "team-b", "team-c"} {
 		createEvents(t, c, ns, "ev", 3)

@@ -87,7 +87,7 @@ func TestGracefulRestart(t *testing.T) {
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "busy")
 	kubeconfig := clusterReaderKubeconfig(t, cp)
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
 
 	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
@@ -121,7 +121,7 @@ func TestResumeFromConfigMap(t *testing.T) {
 	createNamespaces(t, c, "app")
 	kubeconfig := clusterReaderKubeconfig(t, cp)
 	grantCheckpoint(t, cp)
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	p := configMapPipeline("")
 
 	var want []string
@@ -158,7 +158,7 @@ func TestKillNine(t *testing.T) {
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "busy")
 	kubeconfig := clusterReaderKubeconfig(t, cp)
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
 
 	const total = 5000
@@ -214,7 +214,7 @@ func TestDownAcrossCompaction(t *testing.T) {
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "app")
 	kubeconfig := clusterReaderKubeconfig(t, cp)
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	p := fileStoragePipeline(filepath.Join(t.TempDir(), "storage"))
 
 	var want []string
@@ -277,7 +277,7 @@ func TestRefusingConsumer(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "busy")
-	sink := otlpsink.Start(t)
+	sink := newSink(t)
 	p := pipeline{
 		receiver: "interval: 1s\nstart_at: beginning",
 		exporter: "sending_queue:\n  enabled: false\nretry_on_failure:\n  enabled: false",

@@ -20,7 +20,7 @@ func TestStartAt(t *testing.T) {
 		before = append(before, eventID(ev))
 	}
 
-	fromBeginning, fromEnd := otlpsink.Start(t), otlpsink.Start(t)
+	fromBeginning, fromEnd := newSink(t), newSink(t)
 	startCollector(t, kubeconfig, fromBeginning, "interval: 1s\nstart_at: beginning")
 	endCollector := startCollector(t, kubeconfig, fromEnd, "interval: 1s\nstart_at: end")
 	// The first poll of start_at end must have passed before new Events

@@ -49,14 +49,21 @@ type Sink struct {
 
 	mu      sync.Mutex
 	records []Record
+	keep    func(Record) bool
 	refuse  bool
 	refused int
 	cond    chan struct{} // closed and replaced on every change
 }
 
-// Start starts a sink, closed in t.Cleanup.
+// Start starts a sink that keeps every record, closed in t.Cleanup.
 func Start(t testing.TB) *Sink {
-	s := &Sink{cond: make(chan struct{})}
+	return StartFiltered(t, func(Record) bool { return true })
+}
+
+// StartFiltered starts a sink that accepts every record but keeps only those
+// for which keep holds, closed in t.Cleanup.
+func StartFiltered(t testing.TB, keep func(Record) bool) *Sink {
+	s := &Sink{cond: make(chan struct{}), keep: keep}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.srv.Close)
 	return s
@@ -162,7 +169,11 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	recs := flatten(req.Logs(), time.Now())
 	s.mu.Lock()
-	s.records = append(s.records, recs...)
+	for _, r := range recs {
+		if s.keep(r) {
+			s.records = append(s.records, r)
+		}
+	}
 	s.notify()
 	s.mu.Unlock()
 	resp, err := plogotlp.NewExportResponse().MarshalProto()
