@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
@@ -24,33 +21,11 @@ func TestAPIServerGoesAway(t *testing.T) {
 	col := startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 1s")
 
 	// A stream of Events, one every 50ms; creations that fail while the
-	// server is away are simply not part of the expectation.
-	var (
-		mu      sync.Mutex
-		created []string
-	)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
-			ev := newEvent(eventSpec{namespace: "stream", name: fmt.Sprintf("s-%d", i), reason: "Streamed", message: "streamed event"})
-			got, err := c.CoreV1().Events("stream").Create(ctx, ev, metav1.CreateOptions{})
-			if err == nil {
-				mu.Lock()
-				created = append(created, eventID(got))
-				mu.Unlock()
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	})
-	countCreated := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(created)
-	}
+	// server is away are not part of the expectation.
+	s := startStream(t, c, "stream", "s", 50*time.Millisecond, 0)
 
 	sink.Wait(t, waitLong, "the first streamed events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
-	beforeOutage := countCreated()
+	beforeOutage := s.count()
 	if err := cp.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,17 +37,9 @@ func TestAPIServerGoesAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Let the stream go on for a while after the server is back.
-	afterStart := countCreated()
-	deadline := time.Now().Add(waitLong)
-	for countCreated() < afterStart+40 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	stop()
-	wg.Wait()
-
-	mu.Lock()
-	want := append([]string(nil), created...)
-	mu.Unlock()
+	s.waitCount(s.count() + 40)
+	s.Stop()
+	want := s.Created()
 	t.Logf("created %d events before the outage, %d in all", beforeOutage, len(want))
 	sink.Wait(t, waitLong, fmt.Sprintf("all %d streamed events", len(want)), func(r []otlpsink.Record) bool { return len(r) >= len(want) })
 	time.Sleep(3 * time.Second)

@@ -120,6 +120,12 @@ func indent(yaml, prefix string) string {
 }
 
 func (p pipeline) config(sink *otlpsink.Sink) string {
+	return p.configFor(sink.Endpoint())
+}
+
+// configFor is the configuration with the otlp_http exporter sending to
+// endpoint.
+func (p pipeline) configFor(endpoint string) string {
 	var b strings.Builder
 	var extNames []string
 	if len(p.extensions) > 0 {
@@ -157,7 +163,7 @@ exporters:
       receivers: [k8sevents]
       processors: %s
       exporters: [otlp_http]
-`, sink.Endpoint(), indent(exporter, "    "), strings.Join(extNames, ", "), processors)
+`, endpoint, indent(exporter, "    "), strings.Join(extNames, ", "), processors)
 	return b.String()
 }
 
@@ -279,6 +285,19 @@ func tally(recs []otlpsink.Record) map[string]int {
 		m[recordID(r)]++
 	}
 	return m
+}
+
+// lostAndRepeated counts the changes in want that did not arrive, and the
+// extra copies of those that arrived more than once.
+func lostAndRepeated(recs []otlpsink.Record, want []string) (lost, repeated int) {
+	got := tally(recs)
+	for _, id := range want {
+		if got[id] == 0 {
+			lost++
+		}
+		repeated += max(0, got[id]-1)
+	}
+	return lost, repeated
 }
 
 // checkExactlyOnce fails t unless every id in want arrived exactly once and

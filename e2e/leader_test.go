@@ -80,14 +80,7 @@ func TestLeaderFailover(t *testing.T) {
 		t.Errorf("lease holder is still %q after the failover", holder)
 	}
 	recs := all()
-	got := tally(recs)
-	lost, repeated := 0, 0
-	for _, id := range want {
-		if got[id] == 0 {
-			lost++
-		}
-		repeated += max(0, got[id]-1)
-	}
+	lost, repeated := lostAndRepeated(recs, want)
 	window := checkpointInterval + time.Second
 	bound := countWhere(sinks[leader].Records(), func(r otlpsink.Record) bool { return r.Received.After(killed.Add(-window)) })
 	t.Logf("failover from %q to %q: follower's first record %.1fs after the kill (lease_duration %v); %d Events, %d lost, %d repeated (bound %d)",

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,8 +43,8 @@ func TestLoki(t *testing.T) {
 	}
 	want[eventID(warning)] = warning
 
-	col := collectortest.Start(t, lokiCollectorConfig(loki.OTLPEndpoint(),
-		"interval: 1s\nstart_at: beginning\ncluster_name: e2e"), "KUBECONFIG="+kubeconfig)
+	p := pipeline{receiver: "interval: 1s\nstart_at: beginning\ncluster_name: e2e"}
+	col := collectortest.Start(t, p.configFor(loki.OTLPEndpoint()), "KUBECONFIG="+kubeconfig)
 	col.WaitOutput("Everything is ready", time.Minute)
 
 	query := func(logql string) []lokitest.Entry {
@@ -195,40 +193,4 @@ func lines(entries []lokitest.Entry) []string {
 		out = append(out, e.Line)
 	}
 	return out
-}
-
-// lokiCollectorConfig is collectorConfig with the otlp_http exporter sending
-// to endpoint (Loki's /otlp) instead of an otlpsink.
-func lokiCollectorConfig(endpoint, receiverYAML string) string {
-	var rcv strings.Builder
-	for line := range strings.SplitSeq(strings.TrimSpace(receiverYAML), "\n") {
-		if line != "" {
-			rcv.WriteString("    " + line + "\n")
-		}
-	}
-	return fmt.Sprintf(`receivers:
-  k8sevents:
-    auth_type: kubeConfig
-%s
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  otlp_http:
-    endpoint: %s
-    retry_on_failure:
-      initial_interval: 100ms
-      max_interval: 1s
-service:
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: info
-  pipelines:
-    logs:
-      receivers: [k8sevents]
-      processors: [batch]
-      exporters: [otlp_http]
-`, rcv.String(), endpoint)
 }

@@ -182,14 +182,7 @@ func TestKillNine(t *testing.T) {
 	time.Sleep(3 * time.Second)
 
 	recs := sink.Records()
-	got := tally(recs)
-	lost, repeated := 0, 0
-	for _, id := range want {
-		if got[id] == 0 {
-			lost++
-		}
-		repeated += max(0, got[id]-1)
-	}
+	lost, repeated := lostAndRepeated(recs, want)
 	// The bound: what arrived in the window before each kill.
 	window := checkpointInterval + time.Second
 	bound := 0

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // EnvBinary names the environment variable that points at the collector
@@ -31,29 +33,10 @@ type Collector struct {
 }
 
 // Binary returns the collector binary to test: $K8SEVENTS_COLLECTOR, else
-// _build/otelcol-k8sevents at the module root. It skips t in -short mode and
-// when the variable is unset and the binary is missing; it fails t when the
-// variable names a missing file.
+// _build/otelcol-k8sevents at the module root (see testbin.Find).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("collectortest: needs the collector binary; skipped in -short mode")
-	}
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("collectortest: $%s: %v", EnvBinary, err)
-		}
-		return p
-	}
-	root, err := moduleRoot()
-	if err == nil {
-		p := filepath.Join(root, "_build", "otelcol-k8sevents")
-		if _, err = os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skipf("collectortest: no collector binary (%v); run `make test`, which builds it and sets $%s", err, EnvBinary)
-	return ""
+	return testbin.Find(t, EnvBinary, "_build/otelcol-k8sevents", "run `make test`, which builds it")
 }
 
 // Start writes config to a file in a temporary directory and starts the
@@ -180,24 +163,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// moduleRoot walks up from the working directory to the directory with the
-// module's go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/k8sevents/otelcol-k8sevents\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("module root not found above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -32,7 +32,6 @@ package lokitest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -46,6 +45,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // EnvBinary names the environment variable that points at the Loki binary.
@@ -82,29 +83,10 @@ type Entry struct {
 }
 
 // Binary returns the Loki binary to run: $K8SEVENTS_LOKI, else .bin/loki at
-// the module root. It skips t in -short mode and when the variable is unset
-// and the binary is missing; it fails t when the variable names a missing
-// file.
+// the module root (see testbin.Find).
 func Binary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("lokitest: needs the Loki binary; skipped in -short mode")
-	}
-	if p := os.Getenv(EnvBinary); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("lokitest: $%s: %v", EnvBinary, err)
-		}
-		return p
-	}
-	root, err := moduleRoot()
-	if err == nil {
-		p := filepath.Join(root, ".bin", "loki")
-		if _, err = os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skipf("lokitest: no Loki binary (%v); run `make test`, which builds it with `make loki` and sets $%s", err, EnvBinary)
-	return ""
+	return testbin.Find(t, EnvBinary, ".bin/loki", "run `make test`, which builds it with `make loki`")
 }
 
 // Start starts Loki with its data in a temporary directory and waits until
@@ -416,24 +398,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// moduleRoot walks up from the working directory to the directory with the
-// module's go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module github.com/k8sevents/otelcol-k8sevents\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("module root not found above the working directory")
-		}
-		dir = parent
-	}
 }
