@@ -171,7 +171,14 @@ exporters:
 // and waits until it has started.
 func startCollector(t *testing.T, kubeconfig string, sink *otlpsink.Sink, receiverYAML string) *collectortest.Collector {
 	t.Helper()
-	c := collectortest.Start(t, collectorConfig(sink, receiverYAML), "KUBECONFIG="+kubeconfig)
+	return startCollectorPipeline(t, kubeconfig, sink, pipeline{receiver: receiverYAML})
+}
+
+// startCollectorPipeline runs the collector with a pipeline and waits
+// until it has started.
+func startCollectorPipeline(t *testing.T, kubeconfig string, sink *otlpsink.Sink, p pipeline) *collectortest.Collector {
+	t.Helper()
+	c := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
 	c.WaitOutput("Everything is ready", time.Minute)
 	return c
 }

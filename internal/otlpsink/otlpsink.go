@@ -52,7 +52,10 @@ type Sink struct {
 	keep    func(Record) bool
 	refuse  bool
 	refused int
-	cond    chan struct{} // closed and replaced on every change
+	// delayNext exports are answered only after delay.
+	delayNext int
+	delay     time.Duration
+	cond      chan struct{} // closed and replaced on every change
 }
 
 // Start starts a sink that keeps every record, closed in t.Cleanup.
@@ -78,6 +81,14 @@ func (s *Sink) Refuse(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refuse = on
+}
+
+// DelayNext makes the sink hold each of the next n exports for d before it
+// answers, as a slow backend does.
+func (s *Sink) DelayNext(n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delayNext, s.delay = n, d
 }
 
 // Refused is the number of exports answered with 503.
@@ -131,12 +142,18 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	var delay time.Duration
+	if s.delayNext > 0 {
+		s.delayNext--
+		delay = s.delay
+	}
 	refuse := s.refuse
 	if refuse {
 		s.refused++
 		s.notify()
 	}
 	s.mu.Unlock()
+	time.Sleep(delay)
 	if refuse {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "refusing on purpose", http.StatusServiceUnavailable)
