@@ -1,0 +1,87 @@
+package k8sevents
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const twoContexts = `apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: "https://a.example:6443"}
+- name: b
+  cluster: {server: "https://b.example:6443"}
+users:
+- name: u
+  user: {token: "t"}
+contexts:
+- name: ctx-a
+  context: {cluster: a, user: u}
+- name: ctx-b
+  context: {cluster: b, user: u}
+current-context: ctx-a
+`
+
+func TestRestConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(path, []byte(twoContexts), 0o600))
+	t.Setenv("KUBECONFIG", path)
+
+	for _, tc := range []struct {
+		name     string
+		context  string
+		wantHost string
+	}{
+		{"current context", "", "https://a.example:6443"},
+		{"context key", "ctx-b", "https://b.example:6443"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			cfg.AuthType, cfg.Context = AuthTypeKubeConfig, tc.context
+			rc, err := restConfig(cfg, "otelcol-k8sevents/test")
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantHost, rc.Host)
+			assert.Equal(t, "t", rc.BearerToken)
+			// Lists ask for protobuf, falling back to JSON.
+			assert.Equal(t, "application/vnd.kubernetes.protobuf", rc.ContentType)
+			assert.Equal(t, "application/vnd.kubernetes.protobuf,application/json", rc.AcceptContentTypes)
+			assert.Equal(t, "otelcol-k8sevents/test", rc.UserAgent)
+		})
+	}
+
+	t.Run("unknown context", func(t *testing.T) {
+		cfg := createDefaultConfig()
+		cfg.AuthType, cfg.Context = AuthTypeKubeConfig, "nope"
+		_, err := restConfig(cfg, "ua")
+		assert.ErrorContains(t, err, "load kubeconfig")
+		assert.ErrorContains(t, err, "nope")
+	})
+	t.Run("serviceAccount outside a cluster", func(t *testing.T) {
+		t.Setenv("KUBERNETES_SERVICE_HOST", "")
+		t.Setenv("KUBERNETES_SERVICE_PORT", "")
+		_, err := restConfig(createDefaultConfig(), "ua")
+		assert.ErrorContains(t, err, "auth_type serviceAccount")
+	})
+	t.Run("none outside a cluster", func(t *testing.T) {
+		t.Setenv("KUBERNETES_SERVICE_HOST", "")
+		cfg := createDefaultConfig()
+		cfg.AuthType = AuthTypeNone
+		_, err := restConfig(cfg, "ua")
+		assert.ErrorContains(t, err, "KUBERNETES_SERVICE_HOST")
+	})
+	t.Run("none in a cluster", func(t *testing.T) {
+		t.Setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+		t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+		cfg := createDefaultConfig()
+		cfg.AuthType = AuthTypeNone
+		rc, err := restConfig(cfg, "ua")
+		require.NoError(t, err)
+		assert.Equal(t, "https://10.0.0.1:443", rc.Host)
+		assert.Empty(t, rc.BearerToken)
+	})
+}
