@@ -39,20 +39,7 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
 
-	// Whichever sink receives first belongs to the leader.
-	leader := -1
-	deadline := time.Now().Add(waitLong)
-	for leader < 0 {
-		for i, sink := range sinks {
-			if len(sink.Records()) > 0 {
-				leader = i
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no replica emitted anything")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	leader := waitForLeader(t, sinks)
 	follower := 1 - leader
 	sinks[leader].Wait(t, waitLong, "300 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 300 })
 	holder := leaseHolder(t, c, collectorNamespace)
@@ -106,4 +93,99 @@ func leaseHolder(t *testing.T, c kubernetes.Interface, namespace string) string 
 		return ""
 	}
 	return *lease.Spec.HolderIdentity
+}
+
+// TestLeaseTakenAway: another holder takes the Lease over (as a replica
+// would after the leader's renewals failed). The leader stops emitting: no
+// Event created after it logged the loss reaches its exporter. When the
+// Lease is free again, a replica resumes and nothing is lost.
+func TestLeaseTakenAway(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "busy")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	grantCheckpoint(t, cp)
+	grantLease(t, cp)
+	p := configMapPipeline(fmt.Sprintf(`leader_election:
+  lease_name: k8sevents
+  lease_namespace: %s
+  lease_duration: %v
+  renew_deadline: 4s
+  retry_period: 1s`, collectorNamespace, leaseDuration))
+	sinks := []*otlpsink.Sink{newSink(t), newSink(t)}
+	cols := []*collectortest.Collector{
+		collectortest.Start(t, p.config(sinks[0]), "KUBECONFIG="+kubeconfig),
+		collectortest.Start(t, p.config(sinks[1]), "KUBECONFIG="+kubeconfig),
+	}
+	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
+	leader := waitForLeader(t, sinks)
+	sinks[leader].Wait(t, waitLong, "100 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 100 })
+
+	// The Lease goes to a holder that is none of the replicas, for long.
+	ctx := context.Background()
+	lease, err := c.CoordinationV1().Leases(collectorNamespace).Get(ctx, "k8sevents", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get lease: %v", err)
+	}
+	intruder, long := "intruder", int32(3600)
+	now := metav1.NewMicroTime(time.Now())
+	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &intruder, &long
+	lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+	if _, err := c.CoordinationV1().Leases(collectorNamespace).Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("take the lease: %v", err)
+	}
+	cols[leader].WaitOutput("Lost leadership; stopped emitting Kubernetes events", waitLong)
+	afterLoss := s.count()
+	time.Sleep(10 * time.Second) // the stream goes on; no replica may emit it
+	created := s.Created()
+	late := map[string]bool{}
+	for _, id := range created[afterLoss:] {
+		late[id] = true
+	}
+	for i, sink := range sinks {
+		if n := countWhere(sink.Records(), func(r otlpsink.Record) bool { return late[recordID(r)] }); n > 0 {
+			t.Errorf("replica %d emitted %d Events created after the leader lost the Lease to another holder", i, n)
+		}
+	}
+	if len(late) == 0 {
+		t.Fatal("no Events were created after the loss: the test checked nothing")
+	}
+
+	// The Lease is free again: a replica takes over and resumes.
+	if err := c.CoordinationV1().Leases(collectorNamespace).Delete(ctx, "k8sevents", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("delete lease: %v", err)
+	}
+	s.waitCount(s.count() + 100)
+	s.Stop()
+	want := s.Created()
+	all := func() []otlpsink.Record { return append(sinks[0].Records(), sinks[1].Records()...) }
+	sinks[0].Wait(t, waitLong, fmt.Sprintf("%d records in all", len(want)), func([]otlpsink.Record) bool { return len(tally(all())) >= len(want) })
+	time.Sleep(3 * time.Second)
+	lost, repeated := lostAndRepeated(all(), want)
+	t.Logf("%d Events, %d created while the Lease was held by another: %d lost, %d repeated", len(want), len(late), lost, repeated)
+	if lost != 0 {
+		t.Errorf("%d Events lost", lost)
+	}
+	for i, col := range cols {
+		if exited, err := col.Exited(); exited {
+			t.Errorf("replica %d exited: %v", i, err)
+		}
+	}
+}
+
+// waitForLeader returns the index of the first sink that receives a record:
+// the leader's.
+func waitForLeader(t *testing.T, sinks []*otlpsink.Sink) int {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		for i, sink := range sinks {
+			if len(sink.Records()) > 0 {
+				return i
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no replica emitted anything")
+	return -1
 }
