@@ -68,7 +68,8 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	recs := all()
 	lost, repeated := lostAndRepeated(recs, want)
-	window := checkpointInterval + time.Second
+	// checkpoint_interval, plus time for the write itself on a busy machine.
+	window := checkpointInterval + 2*time.Second
 	bound := countWhere(sinks[leader].Records(), func(r otlpsink.Record) bool { return r.Received.After(killed.Add(-window)) })
 	t.Logf("failover from %q to %q: follower's first record %.1fs after the kill (lease_duration %v); %d Events, %d lost, %d repeated (bound %d)",
 		holder, newHolder, first.Sub(killed).Seconds(), leaseDuration, len(want), lost, repeated, bound)
