@@ -4,13 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -32,12 +27,14 @@ func TestRealControllerEvents(t *testing.T) {
 	sink := otlpsink.Start(t)
 	startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 2s\ncluster_name: e2e")
 
-	dep := webDeployment(ns, 2, "3Gi")
+	dep := kubetest.Deployment(ns, "web", 2, "100m", "3Gi")
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment: %v", err)
 	}
 	sink.Wait(t, waitLong, "FailedScheduling", hasReason("FailedScheduling", 1))
-	createNode(t, c, "node-1", "4Gi")
+	if _, err := c.CoreV1().Nodes().Create(ctx, kubetest.ReadyNode("node-1", "4", "4Gi"), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create node: %v", err)
+	}
 	// One pod fits on the Node; the other stays unschedulable (its series
 	// goes on under the first message: the scheduler does not change it).
 	sink.Wait(t, waitLong, "Scheduled and RegisteredNode", func(r []otlpsink.Record) bool {
@@ -158,54 +155,5 @@ func hasMessage(reason, prefix string) func([]otlpsink.Record) bool {
 		return countWhere(recs, func(r otlpsink.Record) bool {
 			return r.Str("k8s.event.reason") == reason && strings.HasPrefix(r.Body, prefix)
 		}) > 0
-	}
-}
-
-func webDeployment(ns string, replicas int32, memory string) *appsv1.Deployment {
-	labels := map[string]string{"app": "web"}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name:  "web",
-					Image: "registry.k8s.io/pause:3.10",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-						corev1.ResourceMemory: resource.MustParse(memory),
-					}},
-				}}},
-			},
-		},
-	}
-}
-
-// createNode registers a Node object as a kubelet would, Ready, with the
-// memory given. No kubelet keeps it alive.
-func createNode(t *testing.T, c kubernetes.Interface, name, memory string) {
-	t.Helper()
-	ctx := context.Background()
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("4"),
-		corev1.ResourceMemory: resource.MustParse(memory),
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
-	now := metav1.NewTime(time.Now())
-	// A Node is created with its status, as a kubelet registers it.
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Status: corev1.NodeStatus{
-			Capacity:    capacity,
-			Allocatable: capacity,
-			Conditions: []corev1.NodeCondition{{
-				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-				Message: "e2e node", LastHeartbeatTime: now, LastTransitionTime: now,
-			}},
-		},
-	}
-	if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create node %s: %v", name, err)
 	}
 }

@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -89,25 +87,7 @@ func TestControlPlane(t *testing.T) {
 	t.Run("ScalingReplicaSetEvent", func(t *testing.T) {
 		ctx := t.Context()
 		ns := createNamespace(t, c, "deploy")
-		replicas := int32(1)
-		labels := map[string]string{"app": "web"}
-		_, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: "web"},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: &replicas,
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{
-						Name:  "web",
-						Image: "registry.k8s.io/pause:3.10",
-						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-							corev1.ResourceCPU: resource.MustParse("10m"),
-						}},
-					}}},
-				},
-			},
-		}, metav1.CreateOptions{})
+		_, err := c.AppsV1().Deployments(ns).Create(ctx, Deployment(ns, "web", 1, "10m", "16Mi"), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,9 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
@@ -103,7 +101,7 @@ type capturer struct {
 // provoke creates the objects whose Events are captured. The Node is created
 // first so the scheduler knows it before any Pod arrives.
 func (c *capturer) provoke(ctx context.Context) error {
-	if _, err := c.client.CoreV1().Nodes().Create(ctx, newNode(nodeName), metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.CoreV1().Nodes().Create(ctx, kubetest.ReadyNode(nodeName, "2", "4Gi"), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create node %s: %w", nodeName, err)
 	}
 	pods := []*corev1.Pod{
@@ -119,7 +117,7 @@ func (c *capturer) provoke(ctx context.Context) error {
 		}
 		pods[i] = created
 	}
-	if _, err := c.client.AppsV1().Deployments(namespace).Create(ctx, newDeployment("web", 2), metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.AppsV1().Deployments(namespace).Create(ctx, kubetest.Deployment(namespace, "web", 2, "10m", "16Mi"), metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create deployment %s/web: %w", namespace, err)
 	}
 	// An Event as an old client writes it: firstTimestamp only.
@@ -278,61 +276,13 @@ func (c *capturer) write(file string, events []corev1.Event) error {
 	return nil
 }
 
-// newNode is a Node as a kubelet registers it: room for small Pods and Ready.
-// Nothing refreshes its status afterwards.
-func newNode(name string) *corev1.Node {
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse("2"),
-		corev1.ResourceMemory: resource.MustParse("4Gi"),
-		corev1.ResourcePods:   resource.MustParse("110"),
-	}
-	now := metav1.Now()
-	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name}},
-		Status: corev1.NodeStatus{
-			Capacity:    capacity,
-			Allocatable: capacity,
-			Conditions: []corev1.NodeCondition{{
-				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-				Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,
-			}},
-		},
-	}
-}
-
 func newPod(name, cpu, memory string, tolerateAll bool) *corev1.Pod {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec:       podSpec(cpu, memory),
+		Spec:       kubetest.PodSpec(cpu, memory),
 	}
 	if tolerateAll {
 		pod.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 	}
 	return pod
-}
-
-func newDeployment(name string, replicas int32) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       podSpec("10m", "16Mi"),
-			},
-		},
-	}
-}
-
-func podSpec(cpu, memory string) corev1.PodSpec {
-	return corev1.PodSpec{Containers: []corev1.Container{{
-		Name:  "app",
-		Image: "registry.k8s.io/pause:3.10",
-		Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse(cpu),
-			corev1.ResourceMemory: resource.MustParse(memory),
-		}},
-	}}}
 }
