@@ -19,26 +19,7 @@ const leaseDuration = 6 * time.Second
 // ConfigMap resume point. Only the leader emits; when it is killed, the other
 // takes over after the Lease expires and resumes where the leader stopped.
 func TestLeaderFailover(t *testing.T) {
-	cp := startControlPlane(t, kubeOptions())
-	c := fastClient(t, cp)
-	createNamespaces(t, c, "busy")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
-	grantCheckpoint(t, cp)
-	grantLease(t, cp)
-	p := configMapPipeline(fmt.Sprintf(`leader_election:
-  lease_name: k8sevents
-  lease_namespace: %s
-  lease_duration: %v
-  renew_deadline: 4s
-  retry_period: 1s`, collectorNamespace, leaseDuration))
-
-	sinks := []*otlpsink.Sink{newSink(t), newSink(t)}
-	cols := []*collectortest.Collector{
-		collectortest.Start(t, p.config(sinks[0]), "KUBECONFIG="+kubeconfig),
-		collectortest.Start(t, p.config(sinks[1]), "KUBECONFIG="+kubeconfig),
-	}
-	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
-
+	c, sinks, cols, s := startReplicas(t)
 	leader := waitForLeader(t, sinks)
 	follower := 1 - leader
 	sinks[leader].Wait(t, waitLong, "300 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 300 })
@@ -101,24 +82,7 @@ func leaseHolder(t *testing.T, c kubernetes.Interface, namespace string) string 
 // Event created after it logged the loss reaches its exporter. When the
 // Lease is free again, a replica resumes and nothing is lost.
 func TestLeaseTakenAway(t *testing.T) {
-	cp := startControlPlane(t, kubeOptions())
-	c := fastClient(t, cp)
-	createNamespaces(t, c, "busy")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
-	grantCheckpoint(t, cp)
-	grantLease(t, cp)
-	p := configMapPipeline(fmt.Sprintf(`leader_election:
-  lease_name: k8sevents
-  lease_namespace: %s
-  lease_duration: %v
-  renew_deadline: 4s
-  retry_period: 1s`, collectorNamespace, leaseDuration))
-	sinks := []*otlpsink.Sink{newSink(t), newSink(t)}
-	cols := []*collectortest.Collector{
-		collectortest.Start(t, p.config(sinks[0]), "KUBECONFIG="+kubeconfig),
-		collectortest.Start(t, p.config(sinks[1]), "KUBECONFIG="+kubeconfig),
-	}
-	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
+	c, sinks, cols, s := startReplicas(t)
 	leader := waitForLeader(t, sinks)
 	sinks[leader].Wait(t, waitLong, "100 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 100 })
 
@@ -172,6 +136,31 @@ func TestLeaseTakenAway(t *testing.T) {
 			t.Errorf("replica %d exited: %v", i, err)
 		}
 	}
+}
+
+// startReplicas starts a control plane, two collectors with leader
+// election and a shared ConfigMap checkpoint (each exporting to its own
+// sink, with exactly the documented RBAC rules), and a stream of Events.
+func startReplicas(t *testing.T) (kubernetes.Interface, []*otlpsink.Sink, []*collectortest.Collector, *stream) {
+	t.Helper()
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "busy")
+	kubeconfig := clusterReaderKubeconfig(t, cp)
+	grantCheckpoint(t, cp)
+	grantLease(t, cp)
+	p := configMapPipeline(fmt.Sprintf(`leader_election:
+  lease_name: k8sevents
+  lease_namespace: %s
+  lease_duration: %v
+  renew_deadline: 4s
+  retry_period: 1s`, collectorNamespace, leaseDuration))
+	sinks := []*otlpsink.Sink{newSink(t), newSink(t)}
+	cols := []*collectortest.Collector{
+		collectortest.Start(t, p.config(sinks[0]), "KUBECONFIG="+kubeconfig),
+		collectortest.Start(t, p.config(sinks[1]), "KUBECONFIG="+kubeconfig),
+	}
+	return c, sinks, cols, startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
 }
 
 // waitForLeader returns the index of the first sink that receives a record:
