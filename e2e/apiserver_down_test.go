@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,9 +40,7 @@ func TestAPIServerGoesAway(t *testing.T) {
 	s.Stop()
 	want := s.Created()
 	t.Logf("created %d events before the outage, %d in all", beforeOutage, len(want))
-	sink.Wait(t, waitLong, fmt.Sprintf("all %d streamed events", len(want)), func(r []otlpsink.Record) bool { return len(r) >= len(want) })
-	time.Sleep(3 * time.Second)
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 
 	if exited, err := col.Exited(); exited {
 		t.Fatalf("collector exited: %v", err)

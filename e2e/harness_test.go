@@ -307,6 +307,23 @@ func lostAndRepeated(recs []otlpsink.Record, want []string) (lost, repeated int)
 	return lost, repeated
 }
 
+// settle waits until records of at least n distinct changes have arrived,
+// then lets a few more polls pass so that anything arriving late (a repeat,
+// or something unexpected) is in the sink before the caller counts.
+func settle(t *testing.T, sink *otlpsink.Sink, n int) []otlpsink.Record {
+	t.Helper()
+	sink.Wait(t, waitLong, fmt.Sprintf("%d distinct changes", n), func(r []otlpsink.Record) bool { return len(tally(r)) >= n })
+	time.Sleep(3 * time.Second)
+	return sink.Records()
+}
+
+// expectExactlyOnce settles the sink on len(want) changes and checks that
+// each arrived exactly once and nothing else did.
+func expectExactlyOnce(t *testing.T, sink *otlpsink.Sink, want []string) {
+	t.Helper()
+	checkExactlyOnce(t, settle(t, sink, len(want)), want)
+}
+
 // checkExactlyOnce fails t unless every id in want arrived exactly once and
 // nothing else arrived whose event name starts with one of prefixes.
 func checkExactlyOnce(t *testing.T, recs []otlpsink.Record, want []string) {

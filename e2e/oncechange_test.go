@@ -55,9 +55,7 @@ page_size: 100
 		t.Fatalf("test setup: %d changes, want 2200", len(want))
 	}
 
-	sink.Wait(t, waitLong, "2200 records", func(r []otlpsink.Record) bool { return len(r) >= 2200 })
-	time.Sleep(3 * time.Second) // a few more polls: nothing more may arrive
-	recs := sink.Records()
+	recs := settle(t, sink, len(want))
 	checkExactlyOnce(t, recs, want)
 
 	// The updated Events carry their new count.

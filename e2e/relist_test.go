@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
 
 // TestExpiredContinueToken makes a real API server expire a list's continue
@@ -40,9 +38,7 @@ func TestExpiredContinueToken(t *testing.T) {
 	col.WaitOutput("Continue token expired; listing again from the start", waitLong)
 	churn.Stop()
 
-	sink.Wait(t, waitLong, "300 records", func(r []otlpsink.Record) bool { return len(tally(r)) >= 300 })
-	time.Sleep(3 * time.Second)
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 	if n := strings.Count(col.Output(), "Continue token expired"); n == 0 {
 		t.Errorf("no relist logged")
 	}

@@ -104,9 +104,7 @@ func TestGracefulRestart(t *testing.T) {
 	s.waitCount(s.count() + 200)
 	s.Stop()
 	want := s.Created()
-	sink.Wait(t, waitLong, fmt.Sprintf("%d records", len(want)), func(r []otlpsink.Record) bool { return len(tally(r)) >= len(want) })
-	time.Sleep(3 * time.Second)
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 	if err := second.Stop(time.Minute); err != nil {
 		t.Errorf("graceful stop: %v", err)
 	}
@@ -144,9 +142,7 @@ func TestResumeFromConfigMap(t *testing.T) {
 	}
 	// collectortest.Start runs each collector in a new temporary directory.
 	collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
-	sink.Wait(t, waitLong, "200 records", func(r []otlpsink.Record) bool { return len(r) >= 200 })
-	time.Sleep(3 * time.Second)
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 }
 
 // TestKillNine kills the collector with SIGKILL at five random moments while
@@ -178,10 +174,7 @@ func TestKillNine(t *testing.T) {
 	if len(want) != total {
 		t.Fatalf("created %d Events, want %d", len(want), total)
 	}
-	sink.Wait(t, waitLong, fmt.Sprintf("%d distinct records", total), func(r []otlpsink.Record) bool { return len(tally(r)) >= total })
-	time.Sleep(3 * time.Second)
-
-	recs := sink.Records()
+	recs := settle(t, sink, total)
 	lost, repeated := lostAndRepeated(recs, want)
 	// The bound: what arrived in the window before each kill.
 	// checkpoint_interval, plus time for the write itself on a busy machine.
@@ -259,9 +252,7 @@ func TestDownAcrossCompaction(t *testing.T) {
 	}
 
 	collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
-	sink.Wait(t, waitLong, "210 records", func(r []otlpsink.Record) bool { return len(r) >= 210 })
-	time.Sleep(3 * time.Second)
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 }
 
 // TestRefusingConsumer: the exporter's endpoint refuses everything for a
@@ -290,10 +281,8 @@ func TestRefusingConsumer(t *testing.T) {
 	if sink.Refused() == 0 {
 		t.Fatal("the sink refused nothing: the test did not test anything")
 	}
-	sink.Wait(t, waitLong, fmt.Sprintf("%d records", len(want)), func(r []otlpsink.Record) bool { return len(tally(r)) >= len(want) })
-	time.Sleep(3 * time.Second)
 	t.Logf("%d exports refused", sink.Refused())
-	checkExactlyOnce(t, sink.Records(), want)
+	expectExactlyOnce(t, sink, want)
 	if exited, err := col.Exited(); exited {
 		t.Errorf("collector exited: %v", err)
 	}
