@@ -34,6 +34,11 @@ page_size: 100
 		time.Sleep(1500 * time.Millisecond) // let a poll or two pass between batches
 	}
 
+	// A poller sees an Event that changes twice between two polls once, in
+	// its latest state (the README says so): wait until every creation has
+	// been collected, so that each update is a change of its own.
+	settle(t, sink, len(want))
+
 	// Update 200 of them: a higher count and a later lastTimestamp, as the
 	// event recorder does when an event repeats.
 	ctx := context.Background()

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
 
@@ -24,18 +22,9 @@ func TestStartAt(t *testing.T) {
 
 	fromBeginning, fromEnd := newSink(t), newSink(t)
 	startCollector(t, kubeconfig, fromBeginning, "interval: 1s\nstart_at: beginning")
-	port := collectortest.FreePort(t)
-	endCollector := collectortest.Start(t, withMetrics(collectorConfig(fromEnd, "interval: 1s\nstart_at: end"), port), "KUBECONFIG="+kubeconfig)
-	endCollector.WaitOutput("Everything is ready", time.Minute)
-	// The first poll of start_at end must have passed before new Events
-	// are created, or it would count them as already stored.
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	for deadline := time.Now().Add(waitLong); sumPrefix(scrape(t, metricsURL), `otelcol_receiver_k8sevents_polls{outcome="success"`) < 1; {
-		if time.Now().After(deadline) {
-			t.Fatal("the start_at end collector never finished a poll")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// startCollector waits until the first poll of start_at end has passed,
+	// or the Events created next could count as already stored.
+	startCollector(t, kubeconfig, fromEnd, "interval: 1s\nstart_at: end")
 	fromBeginning.Wait(t, waitLong, "the 20 stored events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
 
 	var after []string

@@ -299,32 +299,40 @@ func (f *failureLog) ok() {
 // poll syncs every scope. A scope that fails does not stop the others.
 func (r *eventsReceiver) poll(ctx context.Context, l *lister) error {
 	var errs []error
+	var marked []string
 	for _, s := range r.scopes {
-		if err := r.pollScope(ctx, l, s); err != nil {
+		rev, err := r.pollScope(ctx, l, s)
+		if err != nil {
 			errs = append(errs, r.classify(ctx, s, err))
+		} else if rev != 0 {
+			marked = append(marked, fmt.Sprintf("%s@%d", s.id(), rev))
 		}
+	}
+	if len(marked) > 0 {
+		r.settings.Logger.Info("start_at end: skipped the Events already stored; emitting the changes made after these revisions",
+			zap.Strings("scope_revisions", marked))
 	}
 	return errors.Join(errs...)
 }
 
-func (r *eventsReceiver) pollScope(ctx context.Context, l *lister, s scope) error {
+// pollScope syncs one scope. On the first poll of a scope with start_at end
+// it only learns where the stored Events end, and returns that revision.
+func (r *eventsReceiver) pollScope(ctx context.Context, l *lister, s scope) (marked uint64, err error) {
 	cur, ok := r.positions[s.id()]
 	if !ok {
-		// The first poll of a scope: with start_at end, only learn where
-		// the stored Events end.
 		cur = &cursor{}
 		if r.cfg.StartAt == StartAtEnd {
 			rev, err := l.mark(ctx, s)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			cur.complete(rev)
 			r.positions[s.id()] = cur
-			return nil
+			return rev, nil
 		}
 		r.positions[s.id()] = cur
 	}
-	return l.sync(ctx, s, cur, r.deliver)
+	return 0, l.sync(ctx, s, cur, r.deliver)
 }
 
 // deliver converts a page of Events and hands it to the next consumer. A

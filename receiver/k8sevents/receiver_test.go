@@ -201,6 +201,9 @@ func TestStartAtEnd(t *testing.T) {
 	h.start(t)
 	h.settle(t)
 	assert.Zero(t, h.sink.count(), "stored events are not emitted with start_at end")
+	marked := h.logs.FilterMessageSnippet("start_at end: skipped the Events already stored").All()
+	require.Len(t, marked, 1, "the start position is logged once")
+	assert.Equal(t, []any{"*@107"}, marked[0].ContextMap()["scope_revisions"])
 
 	api.addN("default", "new", 3)
 	api.bump("default", "old-004")
