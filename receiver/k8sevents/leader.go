@@ -140,6 +140,11 @@ func (r *eventsReceiver) lead(ctx, lctx context.Context, l *lister) {
 	defer cancel()
 	stopOnShutdown := context.AfterFunc(ctx, cancel)
 	defer stopOnShutdown()
+	// On shutdown a page being delivered may finish; a lost Lease cancels it.
+	delivering, cancelDelivering := context.WithCancel(r.delivering)
+	defer cancelDelivering()
+	stopOnLossDelivering := context.AfterFunc(lctx, cancelDelivering)
+	defer stopOnLossDelivering()
 	fields := []zap.Field{zap.String("identity", r.identity), zap.String("lease", leaseName(r.cfg))}
 	stopOnLoss := context.AfterFunc(lctx, func() {
 		if ctx.Err() == nil {
@@ -152,7 +157,7 @@ func (r *eventsReceiver) lead(ctx, lctx context.Context, l *lister) {
 	r.tel.recordLeader(ctx, true)
 	r.settings.Logger.Info("Became leader; resuming from the checkpoint", fields...)
 	r.positions = nil // read them again: the previous leader moved them
-	r.run(pollCtx, l)
+	r.run(pollCtx, delivering, l)
 	if lctx.Err() == nil {
 		r.flush()
 		r.tel.recordLeader(context.WithoutCancel(ctx), false)

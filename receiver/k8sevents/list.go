@@ -52,9 +52,11 @@ func (s scope) describe() string {
 	return fmt.Sprintf("events in namespace %q", s.namespace)
 }
 
-// deliverFunc hands a page's changed Events to the pipeline. A non-nil error
-// means they were not delivered and the cursor must stay where it is.
-type deliverFunc func(ctx context.Context, events []corev1.Event) error
+// deliverFunc hands a page's changed Events to the pipeline, with a context
+// of its own (a page being delivered may finish after polling stopped). A
+// non-nil error means they were not delivered and the cursor must stay
+// where it is.
+type deliverFunc func(events []corev1.Event) error
 
 // errDeliver marks a failure of the next consumer, as opposed to the API.
 type errDeliver struct{ err error }
@@ -137,7 +139,7 @@ func (l *lister) syncOnce(ctx context.Context, s scope, cur *cursor, deliver del
 			if err := ctx.Err(); err != nil {
 				return err // shut down, or the lease was lost: deliver nothing more
 			}
-			if err := deliver(ctx, changed); err != nil {
+			if err := deliver(changed); err != nil {
 				return errDeliver{err: err}
 			}
 		}

@@ -51,8 +51,15 @@ type eventsReceiver struct {
 	// loaded from the store. Only the goroutine that polls touches it.
 	positions map[string]*cursor
 
+	// cancel stops polling: no list or page starts after it.
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// delivering is the context of the pages handed to the next consumer.
+	// Shutdown does not cancel it at once: a page being delivered may finish
+	// (within Shutdown's own context), so that the resume point written on
+	// shutdown covers it and a restart repeats nothing.
+	delivering       context.Context
+	cancelDelivering context.CancelFunc
+	wg               sync.WaitGroup
 	// shutdownCtx is the context Shutdown was called with, for the flush.
 	shutdownCtx atomic.Pointer[context.Context]
 }
@@ -119,6 +126,7 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 
 	pollCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	r.delivering, r.cancelDelivering = context.WithCancel(context.Background())
 	l := &lister{client: client, pageSize: r.cfg.PageSize, logger: r.settings.Logger, tel: r.tel, afterPage: r.checkpoint}
 	fields := []zap.Field{
 		zap.Strings("namespaces", r.cfg.Namespaces), zap.Strings("exclude_namespaces", r.cfg.ExcludeNamespaces),
@@ -137,7 +145,7 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	r.settings.Logger.Info("Polling Kubernetes events", fields...)
 	r.wg.Go(func() {
-		r.run(pollCtx, l)
+		r.run(pollCtx, r.delivering, l)
 		r.flush()
 	})
 	return nil
@@ -150,8 +158,12 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 	r.shutdownCtx.Store(&ctx)
 	if r.cancel != nil {
 		r.cancel()
+		// A page being delivered may finish, unless ctx ends first.
+		stop := context.AfterFunc(ctx, r.cancelDelivering)
+		r.wg.Wait()
+		stop()
+		r.cancelDelivering()
 	}
-	r.wg.Wait()
 	if r.store == nil {
 		return nil
 	}
@@ -168,7 +180,7 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 // fails is retried sooner, backing off from minRetry to the interval; the
 // failure is logged when it starts and when it changes, and the recovery
 // once.
-func (r *eventsReceiver) run(ctx context.Context, l *lister) {
+func (r *eventsReceiver) run(ctx, delivering context.Context, l *lister) {
 	polls := failureLog{
 		logger:       r.settings.Logger,
 		failedMsg:    "Polling Kubernetes events failed; keeping the position and retrying",
@@ -212,7 +224,7 @@ func (r *eventsReceiver) run(ctx context.Context, l *lister) {
 			loads.ok()
 		}
 		started := time.Now()
-		err := r.poll(ctx, l)
+		err := r.poll(ctx, delivering, l)
 		if ctx.Err() != nil {
 			return // shutting down or no longer leader; an interrupted poll is not a failure
 		}
@@ -296,12 +308,13 @@ func (f *failureLog) ok() {
 	f.failures, f.lastErr = 0, ""
 }
 
-// poll syncs every scope. A scope that fails does not stop the others.
-func (r *eventsReceiver) poll(ctx context.Context, l *lister) error {
+// poll syncs every scope. A scope that fails does not stop the others. ctx
+// governs the lists; delivering, the pages handed to the next consumer.
+func (r *eventsReceiver) poll(ctx, delivering context.Context, l *lister) error {
 	var errs []error
 	var marked []string
 	for _, s := range r.scopes {
-		rev, err := r.pollScope(ctx, l, s)
+		rev, err := r.pollScope(ctx, delivering, l, s)
 		if err != nil {
 			errs = append(errs, r.classify(ctx, s, err))
 		} else if rev != 0 {
@@ -317,7 +330,7 @@ func (r *eventsReceiver) poll(ctx context.Context, l *lister) error {
 
 // pollScope syncs one scope. On the first poll of a scope with start_at end
 // it only learns where the stored Events end, and returns that revision.
-func (r *eventsReceiver) pollScope(ctx context.Context, l *lister, s scope) (marked uint64, err error) {
+func (r *eventsReceiver) pollScope(ctx, delivering context.Context, l *lister, s scope) (marked uint64, err error) {
 	cur, ok := r.positions[s.id()]
 	if !ok {
 		cur = &cursor{}
@@ -332,7 +345,7 @@ func (r *eventsReceiver) pollScope(ctx context.Context, l *lister, s scope) (mar
 		}
 		r.positions[s.id()] = cur
 	}
-	return 0, l.sync(ctx, s, cur, r.deliver)
+	return 0, l.sync(ctx, s, cur, func(events []corev1.Event) error { return r.deliver(delivering, events) })
 }
 
 // deliver converts a page of Events and hands it to the next consumer. A
