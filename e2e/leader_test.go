@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
@@ -140,16 +141,21 @@ func TestLeaseTakenAway(t *testing.T) {
 	sinks[leader].Wait(t, waitLong, "100 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 100 })
 
 	// The Lease goes to a holder that is none of the replicas, for long.
+	// The leader renews it meanwhile: on a conflict, read it again.
 	ctx := context.Background()
-	lease, err := c.CoordinationV1().Leases(collectorNamespace).Get(ctx, "k8sevents", metav1.GetOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		lease, err := c.CoordinationV1().Leases(collectorNamespace).Get(ctx, "k8sevents", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		intruder, long := "intruder", int32(3600)
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &intruder, &long
+		lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+		_, err = c.CoordinationV1().Leases(collectorNamespace).Update(ctx, lease, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatalf("get lease: %v", err)
-	}
-	intruder, long := "intruder", int32(3600)
-	now := metav1.NewMicroTime(time.Now())
-	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &intruder, &long
-	lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
-	if _, err := c.CoordinationV1().Leases(collectorNamespace).Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("take the lease: %v", err)
 	}
 	cols[leader].WaitOutput("Lost leadership; stopped emitting Kubernetes events", waitLong)
