@@ -26,6 +26,11 @@ const (
 	// minRetry is the first wait after a failed poll; it doubles up to the
 	// configured interval.
 	minRetry = time.Second
+	// deliveryGrace is how long Shutdown lets a page being delivered finish.
+	// An exporter retrying a backend that is down would otherwise hold the
+	// shutdown until its retries give up; a page cut short is not counted
+	// as delivered, so it comes again after the restart.
+	deliveryGrace = 5 * time.Second
 )
 
 var _ receiver.Logs = (*eventsReceiver)(nil)
@@ -43,6 +48,8 @@ type eventsReceiver struct {
 	newClient func() (kubernetes.Interface, error)
 	// now is the clock for ObservedTimestamp; tests replace it.
 	now func() time.Time
+	// deliveryGrace is the constant of that name; tests shorten it.
+	deliveryGrace time.Duration
 
 	// store and ckpt keep the resume point; nil when none is configured.
 	store positionStore
@@ -88,6 +95,8 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		identity:  newIdentity(),
 		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent) },
 		now:       time.Now,
+
+		deliveryGrace: deliveryGrace,
 	}, nil
 }
 
@@ -151,17 +160,19 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-// Shutdown stops polling, waits for a poll in progress to end, writes the
-// resume point with ctx and, as leader, only then gives up the Lease. It is
-// safe before Start and safe twice.
+// Shutdown stops polling, lets a page being delivered finish (for at most
+// deliveryGrace, and while ctx lasts), writes the resume point with ctx and,
+// as leader, only then gives up the Lease. It is safe before Start and safe
+// twice.
 func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 	r.shutdownCtx.Store(&ctx)
 	if r.cancel != nil {
 		r.cancel()
-		// A page being delivered may finish, unless ctx ends first.
 		stop := context.AfterFunc(ctx, r.cancelDelivering)
+		grace := time.AfterFunc(r.deliveryGrace, r.cancelDelivering)
 		r.wg.Wait()
 		stop()
+		grace.Stop()
 		r.cancelDelivering()
 	}
 	if r.store == nil {

@@ -43,12 +43,18 @@ func (g *gatedConsumer) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 // consumer holds the first page, and returns the context of that delivery.
 func startGated(t *testing.T) (*harness, *gatedConsumer, *memStorage, context.Context) {
 	t.Helper()
+	return startGatedWith(t, func(*eventsReceiver) {})
+}
+
+func startGatedWith(t *testing.T, mutate func(*eventsReceiver)) (*harness, *gatedConsumer, *memStorage, context.Context) {
+	t.Helper()
 	api := newFakeAPI()
 	api.addN("default", "ev", 5) // revisions 101..105: one page
 	st := &memStorage{}
 	h := newHarness(t, api, withStorage)
 	gate := newGatedConsumer(h.sink)
 	h.rcv.next = gate
+	mutate(h.rcv)
 	h.startWithStorage(t, st)
 	select {
 	case ctx := <-gate.entered:
@@ -86,6 +92,23 @@ func TestShutdownContextBoundsTheWait(t *testing.T) {
 	<-delivering.Done()
 	<-done
 	assert.Zero(t, h.sink.count())
+	if data := st.get(storageKey); data != nil {
+		assert.Less(t, decodeSaved(t, data).Scopes["*"].Mark, uint64(101), "the cancelled page is not in the resume point")
+	}
+}
+
+// An exporter that holds the page (retrying a backend that is down) does not
+// hold the shutdown beyond the grace: the page is cut short and not counted.
+func TestShutdownGraceBoundsTheWait(t *testing.T) {
+	h, _, st, _ := startGatedWith(t, func(r *eventsReceiver) { r.deliveryGrace = 50 * time.Millisecond })
+	done := make(chan error, 1)
+	go func() { done <- h.rcv.Shutdown(context.Background()) }() // a context that never ends
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(time.Minute):
+		t.Fatal("Shutdown waited for the held page beyond the grace")
+	}
 	if data := st.get(storageKey); data != nil {
 		assert.Less(t, decodeSaved(t, data).Scopes["*"].Mark, uint64(101), "the cancelled page is not in the resume point")
 	}
