@@ -84,14 +84,18 @@ func TestShutdownFinishesThePageBeingDelivered(t *testing.T) {
 // The wait for a page being delivered ends with Shutdown's context: the page
 // is then not counted as delivered, so a restart delivers it again.
 func TestShutdownContextBoundsTheWait(t *testing.T) {
-	h, _, st, delivering := startGated(t)
+	// A grace longer than the test: only ctx can end the wait.
+	h, gate, st, _ := startGatedWith(t, func(r *eventsReceiver) { r.deliveryGrace = time.Hour })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.rcv.Shutdown(ctx) }()
 	cancel()
-	<-delivering.Done()
-	<-done
-	assert.Zero(t, h.sink.count())
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		close(gate.release) // let the cleanup's Shutdown end
+		t.Fatal("Shutdown kept waiting for the held page after its context ended")
+	}
 	if data := st.get(storageKey); data != nil {
 		assert.Less(t, decodeSaved(t, data).Scopes["*"].Mark, uint64(101), "the cancelled page is not in the resume point")
 	}
@@ -100,13 +104,14 @@ func TestShutdownContextBoundsTheWait(t *testing.T) {
 // An exporter that holds the page (retrying a backend that is down) does not
 // hold the shutdown beyond the grace: the page is cut short and not counted.
 func TestShutdownGraceBoundsTheWait(t *testing.T) {
-	h, _, st, _ := startGatedWith(t, func(r *eventsReceiver) { r.deliveryGrace = 50 * time.Millisecond })
+	h, gate, st, _ := startGatedWith(t, func(r *eventsReceiver) { r.deliveryGrace = 50 * time.Millisecond })
 	done := make(chan error, 1)
 	go func() { done <- h.rcv.Shutdown(context.Background()) }() // a context that never ends
 	select {
 	case err := <-done:
 		require.NoError(t, err)
 	case <-time.After(time.Minute):
+		close(gate.release) // let the cleanup's Shutdown end
 		t.Fatal("Shutdown waited for the held page beyond the grace")
 	}
 	if data := st.get(storageKey); data != nil {
