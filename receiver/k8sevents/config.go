@@ -96,6 +96,16 @@ type Config struct {
 	// Default: off.
 	LeaderElection configoptional.Optional[LeaderElectionConfig] `mapstructure:"leader_election"`
 
+	// SeverityText is what a record's severity text holds: event_type (the
+	// Event's type, Normal or Warning, as contrib's k8s_events writes it) or
+	// level (INFO, WARN, ERROR, FATAL, from which Loki derives
+	// detected_level). Default: event_type.
+	SeverityText SeverityText `mapstructure:"severity_text"`
+	// Rules set the severity of Events, mark them as alerts or drop them;
+	// the first rule that matches an Event decides. See rules.go.
+	// Default: none.
+	Rules []RuleConfig `mapstructure:"rules"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -142,6 +152,8 @@ func createDefaultConfig() *Config {
 		PageSize: defaultPageSize,
 		StartAt:  StartAtEnd,
 
+		SeverityText: SeverityTextEventType,
+
 		CheckpointInterval: defaultCheckpointInterval,
 		LeaderElection: configoptional.Default(LeaderElectionConfig{
 			LeaseDuration: defaultLeaseDuration,
@@ -181,6 +193,14 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("start_at: %q is not supported; use %s or %s", cfg.StartAt, StartAtEnd, StartAtBeginning))
 	}
 	errs = append(errs, cfg.validateResume()...)
+	switch cfg.SeverityText {
+	case SeverityTextEventType, SeverityTextLevel:
+	default:
+		errs = append(errs, fmt.Errorf("severity_text: %q is not supported; use %s or %s", cfg.SeverityText, SeverityTextEventType, SeverityTextLevel))
+	}
+	if _, err := compileRules(cfg.Rules); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

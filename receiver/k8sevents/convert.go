@@ -95,21 +95,60 @@ func resourceKeyOf(ev *corev1.Event) resourceKey {
 // field that is missing or malformed is left out of the record. observed is
 // the record's ObservedTimestamp, the time of collection.
 func convertEvents(events []corev1.Event, clusterName string, observed time.Time) plog.Logs {
+	return converter{clusterName: clusterName}.convert(events, observed)
+}
+
+// converter is the conversion with the receiver's settings: cluster_name,
+// rules and severity_text.
+type converter struct {
+	clusterName string
+	rules       []rule
+	// levelText writes the severity's name (INFO, WARN, ...) as severity
+	// text instead of the Event's type.
+	levelText bool
+}
+
+func newConverter(cfg *Config) (converter, error) {
+	rules, err := compileRules(cfg.Rules)
+	if err != nil {
+		return converter{}, err
+	}
+	return converter{clusterName: cfg.ClusterName, rules: rules, levelText: cfg.SeverityText == SeverityTextLevel}, nil
+}
+
+// convert is convertEvents with the rules applied: an Event whose first
+// matching rule drops it has no record.
+func (c converter) convert(events []corev1.Event, observed time.Time) plog.Logs {
 	logs := plog.NewLogs()
 	groups := make(map[resourceKey]plog.LogRecordSlice)
 	for i := range events {
 		ev := &events[i]
+		var matched *rule
+		if len(c.rules) > 0 {
+			if matched = firstMatch(c.rules, ev); matched != nil && matched.drop {
+				continue
+			}
+		}
 		key := resourceKeyOf(ev)
 		records, ok := groups[key]
 		if !ok {
 			rl := logs.ResourceLogs().AppendEmpty()
-			putResource(rl.Resource().Attributes(), key, clusterName)
+			putResource(rl.Resource().Attributes(), key, c.clusterName)
 			sl := rl.ScopeLogs().AppendEmpty()
 			sl.Scope().SetName(metadata.ScopeName)
 			records = sl.LogRecords()
 			groups[key] = records
 		}
-		putRecord(records.AppendEmpty(), ev, observed)
+		lr := records.AppendEmpty()
+		putRecord(lr, ev, observed)
+		if matched != nil {
+			matched.apply(lr, ev)
+		}
+		if c.levelText {
+			if text := levelText(lr.SeverityNumber()); text != "" {
+				lr.SetSeverityText(text)
+			}
+		}
 	}
 	return logs
 }

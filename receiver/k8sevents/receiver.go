@@ -46,6 +46,8 @@ type eventsReceiver struct {
 	identity string
 	// newClient builds the API client in Start; tests replace it.
 	newClient func() (kubernetes.Interface, error)
+	// conv converts pages with cluster_name, rules and severity_text.
+	conv converter
 	// now is the clock for ObservedTimestamp; tests replace it.
 	now func() time.Time
 	// deliveryGrace is the constant of that name; tests shorten it.
@@ -84,6 +86,10 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 	if err != nil {
 		return nil, fmt.Errorf("create receiver metrics: %w", err)
 	}
+	conv, err := newConverter(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("compile rules: %w", err)
+	}
 	userAgent := fmt.Sprintf("%s/%s (%s)", set.BuildInfo.Command, set.BuildInfo.Version, set.ID)
 	return &eventsReceiver{
 		cfg:       cfg,
@@ -95,6 +101,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		identity:  newIdentity(),
 		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent) },
 		now:       time.Now,
+		conv:      conv,
 
 		deliveryGrace: deliveryGrace,
 	}, nil
@@ -363,7 +370,7 @@ func (r *eventsReceiver) pollScope(ctx, delivering context.Context, l *lister, s
 // permanent error means the data can never be accepted: it is dropped, and
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
-	logs := convertEvents(events, r.cfg.ClusterName, r.now())
+	logs := r.conv.convert(events, r.now())
 	obsCtx := r.obs.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(obsCtx, logs)
 	r.obs.EndLogsOp(obsCtx, format, len(events), err)
