@@ -18,7 +18,7 @@ KUBE_BINS    := $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/kube
 ETCD         := $(BIN)/etcd
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)
 
-RECEIVER_SRC := $(shell find receiver -name '*.go' -not -name '*_test.go') go.mod go.sum
+RECEIVER_SRC := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 include mk/loki.mk
 include mk/demo.mk

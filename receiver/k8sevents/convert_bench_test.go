@@ -15,6 +15,16 @@ const benchPageSize = 500
 // cycles through every captured case and gives each round its own objects,
 // so three Events in four open a new resource.
 func BenchmarkConvertEvents(b *testing.B) {
+	page := benchPage(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		convertEvents(page, goldenClusterName, goldenObserved)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(page)), "ns/event")
+}
+
+// benchPage is one page of captured Events, each round with its own objects.
+func benchPage(b *testing.B) []corev1.Event {
 	var fixtures []corev1.Event
 	for _, name := range capturedCases {
 		fixtures = append(fixtures, loadCaptured(b, name)...)
@@ -29,10 +39,5 @@ func BenchmarkConvertEvents(b *testing.B) {
 		ev.InvolvedObject.UID = types.UID(string(ev.InvolvedObject.UID) + "-" + round)
 		page[i] = *ev
 	}
-
-	b.ReportAllocs()
-	for b.Loop() {
-		convertEvents(page, goldenClusterName, goldenObserved)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(page)), "ns/event")
+	return page
 }
