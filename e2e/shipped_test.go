@@ -225,6 +225,29 @@ func TestShippedConfig(t *testing.T) {
 				t.Errorf("alerts of rule %s: %d, want %d", rule, byRule[rule], n)
 			}
 		}
+
+		// The Grafana alert query of the receiver's README, by title and
+		// message as the seed showed them.
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		samples, err := loki.QueryInstant(qctx, `sum by (k8s_namespace_name, k8s_event_alert_rule, k8s_event_alert_title, k8s_event_alert_message) (
+  count_over_time({k8s_cluster_name="e2e"} | k8s_event_alert_rule != "" [1h]))`, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		perTitle := map[string]float64{}
+		for _, s := range samples {
+			perTitle[s.Labels["k8s_event_alert_title"]] += s.Value
+			if !strings.HasPrefix(s.Labels["k8s_event_alert_message"], strings.Fields(s.Labels["k8s_event_alert_title"])[0]+" ") {
+				t.Errorf("alert series %v: the message does not start with the kind", s.Labels)
+			}
+		}
+		t.Logf("alert query: %d series; alerts per title %v", len(samples), perTitle)
+		for title, n := range map[string]float64{"Node OOMKilling": 3, "Pod BackOff": 4, "Pod Failed": 2, "Pod FailedScheduling": float64(byRule["failed-scheduling"])} {
+			if perTitle[title] != n {
+				t.Errorf("alert query: %v alerts titled %q, want %v", perTitle[title], title, n)
+			}
+		}
 	})
 
 	t.Run("prometheus count equals records", func(t *testing.T) {
@@ -259,6 +282,7 @@ func TestShippedConfig(t *testing.T) {
 				for _, k := range keys {
 					t.Logf("k8s_events_total{%s} %d", k, after[k])
 				}
+				logExposition(t, "http://"+promEndpoint+"/metrics", "k8s_events")
 				return
 			}
 			if time.Now().After(deadline) {
@@ -330,4 +354,26 @@ func scrapeEventCounts(url string) (map[seriesKey]int, error) {
 		out[k] += int(f)
 	}
 	return out, sc.Err()
+}
+
+// logExposition logs the lines of a Prometheus endpoint that mention name,
+// up to the first sample: what a scrape reads.
+func logExposition(t *testing.T, url, name string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if line := sc.Text(); strings.Contains(line, name) {
+			t.Logf("scraped: %s", line)
+			if !strings.HasPrefix(line, "#") {
+				return
+			}
+		}
+	}
 }

@@ -361,6 +361,63 @@ func decodeStreams(body []byte) ([]Entry, error) {
 	return out, nil
 }
 
+// Sample is one series of a metric query's answer: its labels and value.
+type Sample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// QueryInstant runs a LogQL metric query (count_over_time, sum by, ...) at
+// time at, as a Grafana alert rule does, and returns its series.
+func (l *Loki) QueryInstant(ctx context.Context, logql string, at time.Time) ([]Sample, error) {
+	q := url.Values{"query": {logql}, "time": {strconv.FormatInt(at.UnixNano(), 10)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/query?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", logql, err)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", logql, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("query %s: %s: %s", logql, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Metric map[string]string `json:"metric"`
+				Value  []json.RawMessage `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("query %s: decode response: %w", logql, err)
+	}
+	if r.Status != "success" || r.Data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %s: status %q, result type %q, want a vector (a metric query)", logql, r.Status, r.Data.ResultType)
+	}
+	out := make([]Sample, 0, len(r.Data.Result))
+	for _, s := range r.Data.Result {
+		var v string
+		if len(s.Value) != 2 || json.Unmarshal(s.Value[1], &v) != nil {
+			return nil, fmt.Errorf("query %s: sample %v", logql, s.Value)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: sample value %q: %w", logql, v, err)
+		}
+		out = append(out, Sample{Labels: s.Metric, Value: f})
+	}
+	return out, nil
+}
+
 // kill sends SIGKILL to Loki's process group and waits for it to exit. The
 // data is thrown away with the temporary directory, so nothing needs a
 // graceful shutdown.
