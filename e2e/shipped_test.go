@@ -377,3 +377,4 @@ func logExposition(t *testing.T, url, name string) {
 		}
 	}
 }
+
