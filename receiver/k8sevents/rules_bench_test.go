@@ -11,7 +11,7 @@ import (
 // BenchmarkConvertEventsSeedRules converts the page of BenchmarkConvertEvents
 // with the receiver settings of otelcol-config.yaml: the seed's alert rules
 // and severity_text level. The page's Warnings (FailedScheduling, one Event
-// in seven) become alerts; the other Events go through every rule.
+// in eight) become alerts; the other Events go through every rule.
 func BenchmarkConvertEventsSeedRules(b *testing.B) {
 	cm, err := confmaptest.LoadConf(filepath.Join("..", "..", "otelcol-config.yaml"))
 	require.NoError(b, err)
