@@ -205,9 +205,9 @@ func collectorConfigOf(text string) (cfg string, ok bool, err error) {
 		return "", false, fmt.Errorf("parse: %w", err)
 	}
 	sections := []string{"receivers", "processors", "exporters", "connectors", "extensions", "service"}
-	for k := range m {
-		if !slices.Contains(sections, k) {
-			return "", false, nil
+	for k, v := range m {
+		if _, isMap := v.(map[string]any); !slices.Contains(sections, k) || (v != nil && !isMap) {
+			return "", false, nil // not a collector configuration: an ocb manifest lists components
 		}
 	}
 	if _, full := m["service"]; !full {
