@@ -93,6 +93,7 @@ type recordSink struct {
 	mu      sync.Mutex
 	seen    map[string]int // "name@resourceVersion" -> deliveries
 	order   []string
+	batches []int // records per ConsumeLogs
 	refuse  atomic.Pointer[error]
 	refused atomic.Int64
 }
@@ -109,6 +110,7 @@ func (s *recordSink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	if s.seen == nil {
 		s.seen = make(map[string]int)
 	}
+	s.batches = append(s.batches, ld.LogRecordCount())
 	for _, lr := range allRecords(ld) {
 		name, _ := lr.Attributes().Get(attrEventName)
 		rv, _ := lr.Attributes().Get(attrEventResourceVersion)
