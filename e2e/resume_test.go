@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -167,6 +168,15 @@ func TestResumeFromConfigMap(t *testing.T) {
 		t.Fatalf("the checkpoint ConfigMap: %v", err)
 	}
 	t.Logf("checkpoint: %v", cm.Data)
+	// The API server names the writer of an object after the first product
+	// token of its user agent: the receiver's, not the distribution's.
+	var managers []string
+	for _, mf := range cm.ManagedFields {
+		managers = append(managers, mf.Manager)
+	}
+	if !slices.Contains(managers, "k8seventsreceiver") {
+		t.Errorf("the checkpoint ConfigMap's field managers are %q, want k8seventsreceiver (the receiver's user agent)", managers)
+	}
 
 	for _, ev := range createEvents(t, c, "app", "between", 100) {
 		want = append(want, eventID(ev))
