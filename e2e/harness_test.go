@@ -114,13 +114,6 @@ func serviceAccountKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
 	return path
 }
 
-// collectorConfig is a collector configuration with the k8sevents receiver
-// (auth_type kubeConfig plus receiverYAML, indented under the receiver) and
-// an otlp_http exporter to sink.
-func collectorConfig(sink *otlpsink.Sink, receiverYAML string) string {
-	return pipeline{receiver: receiverYAML}.config(sink)
-}
-
 // pipeline is a collector configuration in parts.
 type pipeline struct {
 	// mode is the receiver's mode; empty leaves the default (poll).

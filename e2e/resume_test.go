@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +182,15 @@ func testResumeFromConfigMap(t *testing.T, mode string) {
 		t.Fatalf("the checkpoint ConfigMap: %v", err)
 	}
 	t.Logf("checkpoint: %v", cm.Data)
+	// The API server names the writer of an object after the first product
+	// token of its user agent: the receiver's, not the distribution's.
+	var managers []string
+	for _, mf := range cm.ManagedFields {
+		managers = append(managers, mf.Manager)
+	}
+	if !slices.Contains(managers, "k8seventsreceiver") {
+		t.Errorf("the checkpoint ConfigMap's field managers are %q, want k8seventsreceiver (the receiver's user agent)", managers)
+	}
 
 	for _, ev := range createEvents(t, c, "app", "between", 100) {
 		want = append(want, eventID(ev))
@@ -260,7 +271,6 @@ func storedCheckpoint(t *testing.T, dir string) checkpoint {
 	if err != nil {
 		t.Fatalf("open the storage file: %v", err)
 	}
-	defer db.Close()
 	var data []byte
 	err = db.View(func(tx *bbolt.Tx) error {
 		if b := tx.Bucket([]byte("default")); b != nil {
@@ -268,7 +278,9 @@ func storedCheckpoint(t *testing.T, dir string) checkpoint {
 		}
 		return nil
 	})
-	if err != nil {
+	// Read-only: closing releases the file lock before the next process
+	// opens it.
+	if err = errors.Join(err, db.Close()); err != nil {
 		t.Fatalf("read the storage file: %v", err)
 	}
 	var cp checkpoint

@@ -121,7 +121,7 @@ func TestControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sa.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		if _, err = sa.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 			t.Fatalf("list events without any Role: got %v, want 403 Forbidden", err)
 		}
 
@@ -170,16 +170,16 @@ func TestControlPlane(t *testing.T) {
 			t.Fatal(err)
 		}
 		url := cp.APIServerURL()
-		if err := cp.StopAPIServer(); err != nil {
+		if err = cp.StopAPIServer(); err != nil {
 			t.Fatal(err)
 		}
 		if cp.Running(KubeAPIServer) {
 			t.Fatal("kube-apiserver still running after StopAPIServer")
 		}
-		if _, err := c.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{}); err == nil {
+		if _, err = c.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{}); err == nil {
 			t.Fatal("get succeeded while kube-apiserver is stopped")
 		}
-		if err := cp.StartAPIServer(ctx); err != nil {
+		if err = cp.StartAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if cp.APIServerURL() != url {

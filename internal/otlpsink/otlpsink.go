@@ -4,6 +4,7 @@ package otlpsink
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -160,17 +161,19 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refusing on purpose", http.StatusServiceUnavailable)
 		return
 	}
-	body := io.Reader(r.Body)
+	body := r.Body // the server closes r.Body; a gzip reader is closed here
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
 			http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		defer gz.Close()
 		body = gz
 	}
 	raw, err := io.ReadAll(body)
+	if body != r.Body {
+		err = errors.Join(err, body.Close())
+	}
 	if err != nil {
 		http.Error(w, "read: "+err.Error(), http.StatusBadRequest)
 		return

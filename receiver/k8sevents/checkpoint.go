@@ -173,7 +173,7 @@ func (s *configMapStore) save(ctx context.Context, data []byte) error {
 	err := s.write(ctx, data)
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
 		// Changed, created or deleted by someone else since it was read.
-		if _, err := s.load(ctx); err != nil {
+		if _, err = s.load(ctx); err != nil {
 			return err
 		}
 		err = s.write(ctx, data)

@@ -47,8 +47,6 @@ func newFakeAPI() *fakeAPI {
 // eventOption changes a fixture Event.
 type eventOption func(*corev1.Event)
 
-func withType(t string) eventOption { return func(ev *corev1.Event) { ev.Type = t } }
-
 // newEvent is an Event about a Pod, the common case.
 func newEvent(ns, name string, opts ...eventOption) corev1.Event {
 	ev := corev1.Event{

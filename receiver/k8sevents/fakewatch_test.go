@@ -159,8 +159,7 @@ func (w *fakeWatcher) offer(ev watch.Event) {
 	if w.silent {
 		return
 	}
-	switch obj := ev.Object.(type) {
-	case *corev1.Event:
+	if obj, ok := ev.Object.(*corev1.Event); ok {
 		rev, _ := strconv.ParseUint(obj.ResourceVersion, 10, 64)
 		if ev.Type == watch.Bookmark && !w.bookmarks {
 			return

@@ -81,12 +81,12 @@ func (r *eventsReceiver) pollScope(ctx, delivering context.Context, l *lister, s
 	cur, ok := r.positions[s.id()]
 	if !ok {
 		if r.cfg.StartAt == StartAtEnd {
-			cur, err := r.markEnd(ctx, l, s)
+			marked, err := r.markEnd(ctx, l, s)
 			if err != nil {
 				return 0, err
 			}
-			r.positions[s.id()] = cur
-			return cur.Mark, nil
+			r.positions[s.id()] = marked
+			return marked.Mark, nil
 		}
 		cur = &cursor{}
 		r.positions[s.id()] = cur

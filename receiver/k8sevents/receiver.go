@@ -90,7 +90,6 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 	if err != nil {
 		return nil, fmt.Errorf("create receiver metrics: %w", err)
 	}
-	userAgent := fmt.Sprintf("%s/%s (%s)", set.BuildInfo.Command, set.BuildInfo.Version, set.ID)
 	return &eventsReceiver{
 		cfg:       cfg,
 		settings:  set,
@@ -99,7 +98,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		tel:       tel,
 		scopes:    scopesOf(cfg),
 		identity:  newIdentity(),
-		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent) },
+		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent(set)) },
 		now:       time.Now,
 
 		deliveryGrace: deliveryGrace,

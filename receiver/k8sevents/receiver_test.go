@@ -3,6 +3,7 @@ package k8sevents
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,7 +238,11 @@ func TestNamespaces(t *testing.T) {
 func TestExpiredContinueToken(t *testing.T) {
 	for name, expired := range map[string]error{
 		"resource expired": apierrors.NewResourceExpired("the provided continue parameter is too old"),
-		"gone":             apierrors.NewGone("too old resource version"),
+		// What apierrors.NewGone (deprecated) builds: older servers answer so.
+		"gone": &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusGone,
+			Reason: metav1.StatusReasonGone, Message: "too old resource version",
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			api := newFakeAPI()

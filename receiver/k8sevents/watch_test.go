@@ -21,7 +21,7 @@ import (
 // These tests run watch mode against the fakeAPI's watch, for the cases a
 // real API server cannot be made to produce on demand (a silent watch, a
 // 410 inside the stream, a watch ended at a given moment). e2e/ runs the
-// same behaviours against the real kube-apiserver.
+// same behaviors against the real kube-apiserver.
 
 func withWatch(cfg *Config) {
 	cfg.Mode = ModeWatch
