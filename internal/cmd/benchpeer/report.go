@@ -251,7 +251,7 @@ func ratio(a, b float64) string {
 	case q < 100:
 		return fmt.Sprintf("%.1f", q)
 	default:
-		return fmt.Sprintf("%.0f", q)
+		return num(int(q + 0.5))
 	}
 }
 

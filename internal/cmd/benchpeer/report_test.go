@@ -17,6 +17,7 @@ func TestFormats(t *testing.T) {
 	assert.Equal(t, "1.20", ratio(15, 12.5))
 	assert.Equal(t, "24.1", ratio(24.1, 1))
 	assert.Equal(t, "154", ratio(30.8, 0.2))
+	assert.Equal(t, "12,342", ratio(35, 35.0/12342))
 	assert.Equal(t, "n/a", ratio(1, 0))
 	assert.Equal(t, "198 ms", delay(198*time.Millisecond))
 	assert.Equal(t, "24.10 s", delay(24100*time.Millisecond))
