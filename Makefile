@@ -25,6 +25,7 @@ RECEIVER_SRC := $(shell find receiver -name '*.go' -not -name '*_test.go') go.mo
 
 include mk/loki.mk
 include mk/demo.mk
+include mk/peer.mk
 
 .PHONY: all build test unit-test lint kube bench bench-e2e fmt vet clean
 

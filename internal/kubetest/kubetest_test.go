@@ -3,8 +3,10 @@ package kubetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +46,16 @@ func TestStartWithoutControllers(t *testing.T) {
 	if cp.Running(KubeControllerManager) || cp.Running(KubeScheduler) {
 		t.Fatal("controllers running although Options.Controllers is false")
 	}
+	// PID names the running binary, and 0 for a component that does not run.
+	for _, name := range []string{Etcd, KubeAPIServer} {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cp.PID(name)))
+		if err != nil || !strings.Contains(string(cmdline), name) {
+			t.Errorf("PID(%s) = %d, whose command line is %q (%v)", name, cp.PID(name), cmdline, err)
+		}
+	}
+	if pid := cp.PID(KubeControllerManager); pid != 0 {
+		t.Errorf("PID(%s) = %d, want 0: it is not running", KubeControllerManager, pid)
+	}
 	// The admin kubeconfig file works on its own.
 	cfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig())
 	if err != nil {
@@ -72,6 +84,9 @@ func TestStartWithoutControllers(t *testing.T) {
 		if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process group %d still exists after Stop (kill -0: %v)", pid, err)
 		}
+	}
+	if pid := cp.PID(KubeAPIServer); pid != 0 {
+		t.Errorf("PID(%s) = %d after Stop, want 0", KubeAPIServer, pid)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("work dir %s still there after Stop: %v", dir, err)
