@@ -271,7 +271,10 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 	defer cancel()
 	markErr := make(chan error, 1)
 	go func() { markErr <- marker(ctx, b.client, prefix, markerPeriod) }()
-	defer func() { cancel(); <-markErr }()
+	defer func() {
+		cancel()
+		<-markErr //nolint:errcheck // the marker goroutine's error matters only when it ends the wait below, which reports it
+	}()
 	for {
 		for _, r := range sink.Records() {
 			if strings.HasPrefix(r.Str(attrEventName), prefix+"-") {
@@ -279,7 +282,7 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 			}
 		}
 		if done, err := c.exited(); done {
-			return time.Time{}, fmt.Errorf("collector exited (%v) before delivering a marker Event:\n%s", err, lastLines(c.output(), 30))
+			return time.Time{}, fmt.Errorf("collector exited (%w) before delivering a marker Event:\n%s", err, lastLines(c.output(), 30))
 		}
 		select {
 		case err := <-markErr:

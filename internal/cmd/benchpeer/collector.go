@@ -34,13 +34,11 @@ func startCollector(bin, cfg, logPath string, env ...string) (*collector, error)
 	// Its own process group, and killed with this program.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), f.Close())
 	}
 	c.started = time.Now()
 	go func() {
-		c.waitErr = c.cmd.Wait()
-		f.Close()
+		c.waitErr = errors.Join(c.cmd.Wait(), f.Close())
 		close(c.done)
 	}()
 	return c, nil
@@ -66,7 +64,7 @@ func (c *collector) waitOutput(ctx context.Context, s string, offset int, timeou
 		}
 		select {
 		case <-c.done:
-			return fmt.Errorf("collector exited (%v) before logging %q:\n%s", c.waitErr, s, lastLines(c.output(), 30))
+			return fmt.Errorf("collector exited (%w) before logging %q:\n%s", c.waitErr, s, lastLines(c.output(), 30))
 		case <-ctx.Done():
 			return fmt.Errorf("collector did not log %q: %w:\n%s", s, ctx.Err(), lastLines(c.output(), 30))
 		case <-time.After(100 * time.Millisecond):

@@ -72,7 +72,7 @@ func main() {
 	if s.variants, err = parseVariants(variants); err != nil {
 		logger.Fatalf("-variants: %v", err)
 	}
-	if err := s.resolvePaths(); err != nil {
+	if err = s.resolvePaths(); err != nil {
 		logger.Fatal(err)
 	}
 	rep, err := run(ctx, logger, s)
@@ -80,7 +80,11 @@ func main() {
 		logger.Print(err)
 		os.Exit(1)
 	}
-	rep.write(os.Stdout)
+	var out strings.Builder
+	rep.write(&out)
+	if _, err = os.Stdout.WriteString(out.String()); err != nil {
+		logger.Fatalf("print the report: %v", err)
+	}
 }
 
 // resolvePaths makes the binaries' paths absolute and checks they exist.
@@ -120,7 +124,7 @@ func run(ctx context.Context, logger *log.Logger, s settings) (_ *report, err er
 	// A variant whose configuration the binary refuses (watch mode before it
 	// exists, say) fails here, in seconds, not after the Events are stored.
 	for _, v := range s.variants {
-		if err := validate(ctx, work, s, v); err != nil {
+		if err = validate(ctx, work, s, v); err != nil {
 			return nil, err
 		}
 	}

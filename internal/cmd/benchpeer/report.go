@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -78,7 +77,8 @@ func (r *report) peer() *result {
 	return nil
 }
 
-func (r *report) write(w io.Writer) {
+// write appends the report to w (a builder: writing to it cannot fail).
+func (r *report) write(w *strings.Builder) {
 	s := r.s
 	p := r.peer()
 	fmt.Fprintf(w, "\n    %s\n\n", s.command)
@@ -189,7 +189,7 @@ func (r *report) write(w io.Writer) {
 
 // writeTargets prints issue 10's targets for watch mode next to what each of
 // ours measured against the peer in this run.
-func (r *report) writeTargets(w io.Writer, ours []*result, p *result) {
+func (r *report) writeTargets(w *strings.Builder, ours []*result, p *result) {
 	fmt.Fprintf(w, "\nTargets for watch mode (issue 10), as ratios against the peer in this run:\n\n")
 	header := []string{"target"}
 	for _, o := range ours {
