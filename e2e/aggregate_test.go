@@ -65,7 +65,7 @@ func tallies(recs []otlpsink.Record) map[string]tallyOf {
 func TestAggregateRepeatedEvents(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
 
 	t.Run("window closes", func(t *testing.T) {
 		const ns = "agg-window"

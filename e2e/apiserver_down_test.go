@@ -13,11 +13,15 @@ import (
 // a stream of Events: the collector stays up, logs the outage and the
 // recovery, and every Event created before and after arrives once.
 func TestAPIServerGoesAway(t *testing.T) {
+	eachMode(t, testAPIServerGoesAway)
+}
+
+func testAPIServerGoesAway(t *testing.T, mode string) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "stream")
 	sink := newSink(t)
-	col := startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 1s")
+	col := startCollector(t, clusterReaderKubeconfig(t, cp, mode), sink, mode, "interval: 1s")
 
 	// A stream of Events, one every 50ms; creations that fail while the
 	// server is away are not part of the expectation.
@@ -46,15 +50,16 @@ func TestAPIServerGoesAway(t *testing.T) {
 		t.Fatalf("collector exited: %v", err)
 	}
 	out := col.Output()
-	failed := strings.Count(out, "Polling Kubernetes events failed")
+	what := map[string]string{modePoll: "Polling", modeWatch: "Watching"}[mode]
+	failed := strings.Count(out, what+" Kubernetes events failed")
 	if failed == 0 {
 		t.Errorf("the collector did not log the outage")
 	}
-	// Back-off and de-duplication: not one warning per failed poll.
-	if polls := 20; failed >= polls {
-		t.Errorf("the outage was logged %d times for a 20s outage at a 1s interval; want it logged once per distinct error", failed)
+	// Back-off and de-duplication: not one warning per failed try.
+	if tries := 20; failed >= tries {
+		t.Errorf("the outage was logged %d times for a 20s outage with retries up to 1s apart; want it logged once per distinct error", failed)
 	}
-	if !strings.Contains(out, "Polling Kubernetes events works again") {
+	if !strings.Contains(out, what+" Kubernetes events works again") {
 		t.Errorf("the collector did not log the recovery")
 	}
 }

@@ -7,27 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
-)
+	"go.yaml.in/yaml/v3"
 
-// TestComponents: the distribution built by ocb contains the receiver and
-// the components the README lists.
-func TestComponents(t *testing.T) {
-	out, err := exec.Command(collectortest.Binary(t), "components").CombinedOutput()
-	if err != nil {
-		t.Fatalf("otelcol-k8sevents components: %v\n%s", err, out)
-	}
-	for _, want := range []string{
-		"- name: k8sevents", "- name: batch", "- name: memory_limiter",
-		"- name: debug", "- name: otlp_grpc", "- name: otlp_http",
-		"- name: file_storage", "- name: health_check", "- name: zpages",
-		"scheme: env", "scheme: file", "scheme: yaml",
-	} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("components output lacks %q", want)
-		}
-	}
-}
+	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
+)
 
 // TestValidate: `otelcol-k8sevents validate` accepts the shipped
 // configuration and rejects bad receiver settings with messages that name
@@ -80,5 +64,40 @@ func TestValidate(t *testing.T) {
 		if !strings.Contains(out, "receivers::k8sevents") && !strings.Contains(out, `for "k8sevents"`) {
 			t.Errorf("%q: output does not name the component:\n%s", tc.receiver, out)
 		}
+	}
+}
+
+// TestVersion: `otelcol-k8sevents --version` prints builder-config.yaml's
+// dist.version, the release version (TestVersionIsPublished in
+// receiver/k8sevents/internal/metadata holds the manifest to the version the
+// receiver's user agent carries).
+func TestVersion(t *testing.T) {
+	bin := collectortest.Binary(t)
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "builder-config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifest struct {
+		Dist struct {
+			Name    string `yaml:"name"`
+			Version string `yaml:"version"`
+		} `yaml:"dist"`
+	}
+	if err = yaml.Unmarshal(data, &manifest); err != nil {
+		t.Fatalf("parse builder-config.yaml: %v", err)
+	}
+	if manifest.Dist.Version == "" {
+		t.Fatal("builder-config.yaml has no dist.version")
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("otelcol-k8sevents --version: %v\n%s", err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), manifest.Dist.Name+" version "+manifest.Dist.Version; got != want {
+		t.Errorf("--version printed %q, want %q (builder-config.yaml's dist.name and dist.version; run make build?)", got, want)
 	}
 }

@@ -17,6 +17,10 @@ import (
 // memory than the one Node has, then the Node, then a scale-down. The events
 // come from the real kube-controller-manager and kube-scheduler.
 func TestRealControllerEvents(t *testing.T) {
+	eachMode(t, testRealControllerEvents)
+}
+
+func testRealControllerEvents(t *testing.T, mode string) {
 	opts := kubeOptions()
 	opts.Controllers = true
 	cp := startControlPlane(t, opts)
@@ -25,7 +29,7 @@ func TestRealControllerEvents(t *testing.T) {
 	const ns = "shop"
 	createNamespaces(t, c, ns)
 	sink := otlpsink.Start(t)
-	startCollector(t, clusterReaderKubeconfig(t, cp), sink, "interval: 2s\ncluster_name: e2e")
+	startCollector(t, clusterReaderKubeconfig(t, cp, mode), sink, mode, "interval: 2s\ncluster_name: e2e")
 
 	dep := kubetest.Deployment(ns, "web", 2, "100m", "3Gi")
 	if _, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {

@@ -201,7 +201,7 @@ func yamlSnippets(md string) []snippet {
 // components.
 func collectorConfigOf(text string) (cfg string, ok bool, err error) {
 	var m map[string]any
-	if err := yaml.Unmarshal([]byte(text), &m); err != nil {
+	if err = yaml.Unmarshal([]byte(text), &m); err != nil {
 		return "", false, fmt.Errorf("parse: %w", err)
 	}
 	sections := []string{"receivers", "processors", "exporters", "connectors", "extensions", "service"}

@@ -56,16 +56,40 @@ func fastClient(t *testing.T, cp *kubetest.ControlPlane) kubernetes.Interface {
 	return c
 }
 
+// The receiver's modes. The fault tests run in both: every guarantee in
+// the README's table holds whichever reads the Events.
+const (
+	modePoll  = "poll"
+	modeWatch = "watch"
+)
+
+// eachMode runs f once per mode, as subtests named after the modes.
+func eachMode(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range []string{modePoll, modeWatch} {
+		t.Run(mode, func(t *testing.T) { f(t, mode) })
+	}
+}
+
+// eventVerbs are the verbs on events that the receiver's README documents
+// for a mode: poll lists; watch lists (when it has no cursor to watch from)
+// and watches.
+func eventVerbs(mode string) []string {
+	if mode == modeWatch {
+		return []string{"list", "watch"}
+	}
+	return []string{"list"}
+}
+
 // clusterReaderKubeconfig returns a kubeconfig for a ServiceAccount that has
 // exactly the rules the receiver's README documents for reading Events in all
-// namespaces: list on events, cluster-wide.
-func clusterReaderKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
+// namespaces in the given mode, cluster-wide.
+func clusterReaderKubeconfig(t *testing.T, cp *kubetest.ControlPlane, mode string) string {
 	t.Helper()
 	ctx := context.Background()
 	c := cp.Client()
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "otelcol-k8sevents"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs(mode)}},
 	}
 	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create clusterrole: %v", err)
@@ -90,16 +114,11 @@ func serviceAccountKubeconfig(t *testing.T, cp *kubetest.ControlPlane) string {
 	return path
 }
 
-// collectorConfig is a collector configuration with the k8sevents receiver
-// (auth_type kubeConfig plus receiverYAML, indented under the receiver) and
-// an otlp_http exporter to sink.
-func collectorConfig(sink *otlpsink.Sink, receiverYAML string) string {
-	return pipeline{receiver: receiverYAML}.config(sink)
-}
-
 // pipeline is a collector configuration in parts.
 type pipeline struct {
-	receiver string // YAML under receivers::k8sevents, after auth_type
+	// mode is the receiver's mode; empty leaves the default (poll).
+	mode     string
+	receiver string // YAML under receivers::k8sevents, after auth_type and mode
 	// extensions is YAML under extensions:, each named in service::extensions.
 	extensions map[string]string
 	// exporter is extra YAML under the otlp_http exporter.
@@ -135,7 +154,11 @@ func (p pipeline) configFor(endpoint string) string {
 			extNames = append(extNames, name)
 		}
 	}
-	b.WriteString("receivers:\n  k8sevents:\n    auth_type: kubeConfig\n" + indent(p.receiver, "    "))
+	b.WriteString("receivers:\n  k8sevents:\n    auth_type: kubeConfig\n")
+	if p.mode != "" {
+		b.WriteString("    mode: " + p.mode + "\n")
+	}
+	b.WriteString(indent(p.receiver, "    "))
 	exporter := p.exporter
 	if !strings.Contains(exporter, "retry_on_failure:") {
 		exporter += "\nretry_on_failure:\n  initial_interval: 100ms\n  max_interval: 1s"
@@ -167,11 +190,11 @@ exporters:
 	return b.String()
 }
 
-// startCollector runs the collector with the receiver configuration given
-// and waits until it has started.
-func startCollector(t *testing.T, kubeconfig string, sink *otlpsink.Sink, receiverYAML string) *collectortest.Collector {
+// startCollector runs the collector in mode with the receiver
+// configuration given and waits until it has started.
+func startCollector(t *testing.T, kubeconfig string, sink *otlpsink.Sink, mode, receiverYAML string) *collectortest.Collector {
 	t.Helper()
-	return startCollectorPipeline(t, kubeconfig, sink, pipeline{receiver: receiverYAML})
+	return startCollectorPipeline(t, kubeconfig, sink, pipeline{mode: mode, receiver: receiverYAML})
 }
 
 // startCollectorPipeline runs the collector with a pipeline and waits

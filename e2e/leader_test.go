@@ -22,7 +22,11 @@ const leaseDuration = 6 * time.Second
 // ConfigMap resume point. Only the leader emits; when it is killed, the other
 // takes over after the Lease expires and resumes where the leader stopped.
 func TestLeaderFailover(t *testing.T) {
-	c, sinks, cols, s := startReplicas(t)
+	eachMode(t, testLeaderFailover)
+}
+
+func testLeaderFailover(t *testing.T, mode string) {
+	c, sinks, cols, s := startReplicas(t, mode)
 	leader := waitForLeader(t, sinks)
 	follower := 1 - leader
 	sinks[leader].Wait(t, waitLong, "300 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 300 })
@@ -57,8 +61,8 @@ func TestLeaderFailover(t *testing.T) {
 	// What the leader delivered after its last checkpoint write is what
 	// the follower may deliver again.
 	bound := countWhere(sinks[leader].Records(), func(r otlpsink.Record) bool { return !resumeFrom.covers(r) })
-	t.Logf("failover from %q to %q: follower's first record %.1fs after the kill (lease_duration %v); %d Events, %d lost, %d repeated (bound %d)",
-		holder, newHolder, first.Sub(killed).Seconds(), leaseDuration, len(want), lost, repeated, bound)
+	t.Logf("%s: failover from %q to %q: follower's first record %.1fs after the kill (lease_duration %v); %d Events, %d lost, %d repeated (bound %d)",
+		mode, holder, newHolder, first.Sub(killed).Seconds(), leaseDuration, len(want), lost, repeated, bound)
 	if lost != 0 {
 		t.Errorf("%d Events lost", lost)
 	}
@@ -136,7 +140,11 @@ func leaseHolder(t *testing.T, c kubernetes.Interface, namespace string) string 
 // Event created after it logged the loss reaches its exporter. When the
 // Lease is free again, a replica resumes and nothing is lost.
 func TestLeaseTakenAway(t *testing.T) {
-	c, sinks, cols, s := startReplicas(t)
+	eachMode(t, testLeaseTakenAway)
+}
+
+func testLeaseTakenAway(t *testing.T, mode string) {
+	c, sinks, cols, s := startReplicas(t, mode)
 	leader := waitForLeader(t, sinks)
 	sinks[leader].Wait(t, waitLong, "100 records from the leader", func(r []otlpsink.Record) bool { return len(r) >= 100 })
 
@@ -200,15 +208,15 @@ func TestLeaseTakenAway(t *testing.T) {
 // startReplicas starts a control plane, two collectors with leader
 // election and a shared ConfigMap checkpoint (each exporting to its own
 // sink, with exactly the documented RBAC rules), and a stream of Events.
-func startReplicas(t *testing.T) (kubernetes.Interface, []*otlpsink.Sink, []*collectortest.Collector, *stream) {
+func startReplicas(t *testing.T, mode string) (kubernetes.Interface, []*otlpsink.Sink, []*collectortest.Collector, *stream) {
 	t.Helper()
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "busy")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, mode)
 	grantCheckpoint(t, cp)
 	grantLease(t, cp)
-	p := configMapPipeline(fmt.Sprintf(`leader_election:
+	p := configMapPipeline(mode, fmt.Sprintf(`leader_election:
   lease_name: k8sevents
   lease_namespace: %s
   lease_duration: %v

@@ -22,7 +22,7 @@ func TestLoki(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "ns1", "ns2")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
 	loki := lokitest.Start(t)
 
 	from := time.Now().Add(-time.Hour)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,10 @@ import (
 // Events must not make a heap anywhere near ten times larger. It also checks
 // the self-telemetry the collector exposes.
 func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
+	eachMode(t, testMemoryDoesNotGrowWithStoredEvents)
+}
+
+func testMemoryDoesNotGrowWithStoredEvents(t *testing.T, mode string) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "mem")
@@ -28,8 +33,8 @@ func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
 	// Only the test's namespace: the control plane reports Events of its own
 	// (a repaired ClusterIP in default, for one), which the accepted-records
 	// metric below would count.
-	cfg := withMetrics(collectorConfig(sink, "interval: 1s\npage_size: 500\nstart_at: beginning\nnamespaces: [mem]"), port)
-	col := collectortest.Start(t, cfg, "KUBECONFIG="+clusterReaderKubeconfig(t, cp))
+	cfg := withMetrics(pipeline{mode: mode, receiver: "interval: 1s\npage_size: 500\nstart_at: beginning\nnamespaces: [mem]"}.config(sink), port)
+	col := collectortest.Start(t, cfg, "KUBECONFIG="+clusterReaderKubeconfig(t, cp, mode))
 	col.WaitOutput("Everything is ready", time.Minute)
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 
@@ -42,8 +47,8 @@ func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
 	large := peakHeap(t, metricsURL, 10*time.Second)
 
 	ratio := float64(large) / float64(small)
-	t.Logf("peak heap while polling: 2,000 stored Events %.1f MiB, 20,000 stored Events %.1f MiB, ratio %.2f",
-		float64(small)/(1<<20), float64(large)/(1<<20), ratio)
+	t.Logf("%s: peak heap while reading: 2,000 stored Events %.1f MiB, 20,000 stored Events %.1f MiB, ratio %.2f",
+		mode, float64(small)/(1<<20), float64(large)/(1<<20), ratio)
 	// An informer cache would hold all 20,000 Events (about 1 KiB each in
 	// memory): far more than the difference allowed here.
 	if ratio > 2 {
@@ -62,6 +67,21 @@ func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
 	if got := m[`otelcol_receiver_accepted_log_records{receiver="k8sevents",transport="http"}`]; got != 20000 {
 		t.Errorf("otelcol_receiver_accepted_log_records = %v, want 20000", got)
 	}
+	if got := sumPrefix(m, `otelcol_receiver_k8sevents_delivery_delay_count{`); got != 20000 {
+		t.Errorf("otelcol_receiver_k8sevents_delivery_delay_count = %v, want 20000 (one per Event)", got)
+	}
+	pages := sumPrefix(m, `otelcol_receiver_k8sevents_list_pages{`)
+	if mode == modeWatch {
+		// The Events were created after the start: the first list found an
+		// empty namespace, and the watch brought the rest.
+		if pages != 1 {
+			t.Errorf("otelcol_receiver_k8sevents_list_pages = %v, want 1 (the first list; then only the watch)", pages)
+		}
+		if got := m[`otelcol_receiver_k8sevents_scope_state{receiver="k8sevents",state="streaming"}`]; got != 1 {
+			t.Errorf("otelcol_receiver_k8sevents_scope_state{state=streaming} = %v, want 1", got)
+		}
+		return
+	}
 	// The records came in two waves, so at least two polls delivered them;
 	// how many more ran depends on the machine's speed, not asserted here.
 	polls := sumPrefix(m, `otelcol_receiver_k8sevents_polls{`)
@@ -71,8 +91,8 @@ func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
 	if got := sumPrefix(m, `otelcol_receiver_k8sevents_poll_duration_count{`); got < 2 {
 		t.Errorf("otelcol_receiver_k8sevents_poll_duration_count = %v, want at least 2", got)
 	}
-	if got := sumPrefix(m, `otelcol_receiver_k8sevents_list_pages{`); got < 40 {
-		t.Errorf("otelcol_receiver_k8sevents_list_pages = %v, want at least 40 (20,000 Events in pages of 500)", got)
+	if pages < 40 {
+		t.Errorf("otelcol_receiver_k8sevents_list_pages = %v, want at least 40 (20,000 Events in pages of 500)", pages)
 	}
 }
 
@@ -112,9 +132,8 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	if err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}
-	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}
 	out := map[string]float64{}
@@ -146,7 +165,7 @@ func dropLabels(series string) string {
 	for l := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
 		k, _, _ := strings.Cut(l, "=")
 		switch k {
-		case "receiver", "transport", "outcome", "kind":
+		case "receiver", "transport", "outcome", "kind", "cause", "state":
 			kept = append(kept, l)
 		}
 	}

@@ -15,15 +15,19 @@ import (
 // TestNamespaces runs three collectors side by side on one control plane:
 // one naming two namespaces, one reading all, one excluding a namespace.
 func TestNamespaces(t *testing.T) {
+	eachMode(t, testNamespaces)
+}
+
+func testNamespaces(t *testing.T, mode string) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "red", "green", "blue")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, mode)
 
 	named, all, excluded := newSink(t), newSink(t), newSink(t)
-	startCollector(t, kubeconfig, named, "interval: 1s\nnamespaces: [red, green]")
-	startCollector(t, kubeconfig, all, "interval: 1s")
-	startCollector(t, kubeconfig, excluded, "interval: 1s\nexclude_namespaces: [blue]")
+	startCollector(t, kubeconfig, named, mode, "interval: 1s\nnamespaces: [red, green]")
+	startCollector(t, kubeconfig, all, mode, "interval: 1s")
+	startCollector(t, kubeconfig, excluded, mode, "interval: 1s\nexclude_namespaces: [blue]")
 
 	for _, ns := range []string{"red", "green", "blue"} {
 		createEvents(t, c, ns, "ev-"+ns, 5)

@@ -14,11 +14,15 @@ import (
 // TestEveryChangeOnce creates 2,000 Events over several polls and updates
 // 200 of them: exactly 2,200 records arrive, none missing, none repeated.
 func TestEveryChangeOnce(t *testing.T) {
+	eachMode(t, testEveryChangeOnce)
+}
+
+func testEveryChangeOnce(t *testing.T, mode string) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "alpha", "beta")
 	sink := newSink(t)
-	startCollector(t, clusterReaderKubeconfig(t, cp), sink, `
+	startCollector(t, clusterReaderKubeconfig(t, cp, mode), sink, mode, `
 interval: 1s
 page_size: 100
 `)
@@ -67,6 +71,41 @@ page_size: 100
 	counts := countWhere(recs, func(r otlpsink.Record) bool { return r.Int("k8s.event.count") == 2 })
 	if counts != 200 {
 		t.Errorf("records with k8s.event.count 2: %d, want 200", counts)
+	}
+}
+
+// TestWatchEveryUpdateOnce updates one Event 30 times as fast as the API
+// server takes it: watch mode delivers each change, where a poller sees only
+// the states that happen to be stored when it lists (the README says so).
+func TestWatchEveryUpdateOnce(t *testing.T) {
+	cp := startControlPlane(t, kubeOptions())
+	c := fastClient(t, cp)
+	createNamespaces(t, c, "hot")
+	sink := newSink(t)
+	startCollector(t, clusterReaderKubeconfig(t, cp, modeWatch), sink, modeWatch, "interval: 1s")
+
+	ctx := context.Background()
+	ev := createEvents(t, c, "hot", "flapping", 1)[0]
+	want := []string{eventID(ev)}
+	started := time.Now()
+	for range 30 {
+		ev.Count++
+		ev.LastTimestamp = metav1.NewTime(time.Now())
+		updated, err := c.CoreV1().Events("hot").Update(ctx, ev, metav1.UpdateOptions{})
+		if err != nil {
+			t.Fatalf("update %s: %v", ev.Name, err)
+		}
+		want = append(want, eventID(updated))
+		ev = updated
+	}
+	t.Logf("31 changes of one Event in %v", time.Since(started).Round(time.Millisecond))
+	recs := settle(t, sink, len(want))
+	checkExactlyOnce(t, recs, want)
+	// Each state once: counts 1 to 31.
+	for count := int64(1); count <= 31; count++ {
+		if got := countWhere(recs, func(r otlpsink.Record) bool { return r.Int("k8s.event.count") == count }); got != 1 {
+			t.Errorf("records with k8s.event.count %d: %d, want 1", count, got)
+		}
 	}
 }
 

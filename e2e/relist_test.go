@@ -12,6 +12,11 @@ import (
 // points at a compacted revision (410 Gone). The receiver lists again and
 // delivers every Event once.
 func TestExpiredContinueToken(t *testing.T) {
+	eachMode(t, testExpiredContinueToken)
+}
+
+// In watch mode the same list runs before the first watch.
+func testExpiredContinueToken(t *testing.T, mode string) {
 	opts := kubeOptions()
 	opts.EtcdCompactionInterval = 5 * time.Second
 	cp := startControlPlane(t, opts)
@@ -27,11 +32,12 @@ func TestExpiredContinueToken(t *testing.T) {
 	// Synchronous delivery: no batch processor and no sending queue, so the
 	// slow export holds the list between its pages.
 	p := pipeline{
+		mode:     mode,
 		receiver: "interval: 1s\nstart_at: beginning\npage_size: 50\nnamespaces: [paged]",
 		exporter: "sending_queue:\n  enabled: false\ntimeout: 60s",
 		noBatch:  true,
 	}
-	col := startCollectorPipeline(t, clusterReaderKubeconfig(t, cp), sink, p)
+	col := startCollectorPipeline(t, clusterReaderKubeconfig(t, cp, mode), sink, p)
 	// Writes elsewhere move etcd's revision on, so compaction passes the
 	// revision of the first page.
 	churn := startStream(t, c, "churn", "churn", 50*time.Millisecond, 0)

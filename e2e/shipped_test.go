@@ -35,7 +35,7 @@ func shippedConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
+	if err = yaml.Unmarshal(data, &cfg); err != nil {
 		t.Fatalf("parse otelcol-config.yaml: %v", err)
 	}
 	service := cfg["service"].(map[string]any)
@@ -86,7 +86,7 @@ func TestShippedConfig(t *testing.T) {
 	ctx := context.Background()
 	const ns = "shop"
 	createNamespaces(t, c, ns)
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
 	loki := lokitest.Start(t)
 
 	promEndpoint := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
@@ -310,7 +310,7 @@ func scrapeEventCounts(url string) (map[seriesKey]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
@@ -365,7 +365,7 @@ func logExposition(t *testing.T, url, name string) {
 		t.Log(err)
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -377,4 +377,3 @@ func logExposition(t *testing.T, url, name string) {
 		}
 	}
 }
-

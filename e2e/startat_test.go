@@ -10,10 +10,14 @@ import (
 // TestStartAt: Events stored before the collector starts arrive with
 // start_at beginning and not with end; later ones arrive with both.
 func TestStartAt(t *testing.T) {
+	eachMode(t, testStartAt)
+}
+
+func testStartAt(t *testing.T, mode string) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "app")
-	kubeconfig := clusterReaderKubeconfig(t, cp)
+	kubeconfig := clusterReaderKubeconfig(t, cp, mode)
 
 	var before []string
 	for _, ev := range createEvents(t, c, "app", "before", 20) {
@@ -21,10 +25,10 @@ func TestStartAt(t *testing.T) {
 	}
 
 	fromBeginning, fromEnd := newSink(t), newSink(t)
-	startCollector(t, kubeconfig, fromBeginning, "interval: 1s\nstart_at: beginning")
+	startCollector(t, kubeconfig, fromBeginning, mode, "interval: 1s\nstart_at: beginning")
 	// startCollector waits until the first poll of start_at end has passed,
 	// or the Events created next could count as already stored.
-	startCollector(t, kubeconfig, fromEnd, "interval: 1s\nstart_at: end")
+	startCollector(t, kubeconfig, fromEnd, mode, "interval: 1s\nstart_at: end")
 	fromBeginning.Wait(t, waitLong, "the 20 stored events", func(r []otlpsink.Record) bool { return len(r) >= 20 })
 
 	var after []string

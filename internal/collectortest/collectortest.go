@@ -62,12 +62,12 @@ func Start(t testing.TB, config string, env ...string) *Collector {
 	// Its own process group, killed with the test binary.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("collectortest: start %s: %v", bin, err)
+		t.Fatalf("collectortest: start %s: %v", bin, errors.Join(err, logFile.Close()))
 	}
 	go func() {
-		c.waitErr = c.cmd.Wait()
-		logFile.Close()
+		// A failed close of the log is reported with the exit: the log may
+		// lack the collector's last words.
+		c.waitErr = errors.Join(c.cmd.Wait(), logFile.Close())
 		close(c.done)
 	}()
 	t.Cleanup(func() {
@@ -153,8 +153,11 @@ func FreePort(t testing.TB) int {
 	if err != nil {
 		t.Fatalf("collectortest: find free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		t.Fatalf("collectortest: free port %d: %v", port, err)
+	}
+	return port
 }
 
 func lastLines(s string, n int) string {

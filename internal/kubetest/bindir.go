@@ -1,7 +1,6 @@
 package kubetest
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -34,7 +33,7 @@ func FindBinDir() (string, error) {
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		return "", fmt.Errorf("%w: $%s is not set and %v", ErrNoBinaries, EnvBinDir, err)
+		return "", fmt.Errorf("%w: $%s is not set and %w", ErrNoBinaries, EnvBinDir, err)
 	}
 	return checkBinDir(filepath.Join(root, ".bin"), "the module's .bin")
 }
@@ -77,14 +76,12 @@ func moduleRoot() (string, error) {
 }
 
 func declaresModule(gomod string) bool {
-	f, err := os.Open(gomod)
+	data, err := os.ReadFile(gomod)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	for line := range strings.Lines(string(data)) {
+		fields := strings.Fields(line)
 		if len(fields) >= 2 && fields[0] == "module" {
 			return strings.Trim(fields[1], `"`) == modulePath
 		}

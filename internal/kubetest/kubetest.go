@@ -151,20 +151,20 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		}
 	}()
 
-	if err := os.RemoveAll(cp.etcdDataDir()); err != nil {
+	if err = os.RemoveAll(cp.etcdDataDir()); err != nil {
 		return nil, fmt.Errorf("start control plane: clear etcd data: %w", err)
 	}
 	if cp.pki, err = generatePKI(filepath.Join(cp.dir, "pki")); err != nil {
 		return nil, fmt.Errorf("start control plane: generate certificates: %w", err)
 	}
-	if err := cp.startEtcd(ctx); err != nil {
+	if err = cp.startEtcd(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", Etcd, err)
 	}
-	if err := cp.startFirstAPIServer(ctx); err != nil {
+	if err = cp.startFirstAPIServer(ctx); err != nil {
 		return nil, fmt.Errorf("start %s: %w", KubeAPIServer, err)
 	}
 	if opts.Controllers {
-		if err := cp.startControllers(ctx); err != nil {
+		if err = cp.startControllers(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -200,20 +200,26 @@ func (cp *ControlPlane) etcdDataDir() string { return filepath.Join(cp.dir, "etc
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(n int) ([]int, error) {
+	// All n stay open until every one is picked, so that they differ.
 	var ls []net.Listener
-	defer func() {
+	closeAll := func() error {
+		var errs []error
 		for _, l := range ls {
-			l.Close()
+			errs = append(errs, l.Close())
 		}
-	}()
+		return errors.Join(errs...)
+	}
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
+			return nil, errors.Join(fmt.Errorf("pick a free port: %w", err), closeAll())
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	if err := closeAll(); err != nil {
+		return nil, fmt.Errorf("free the picked ports: %w", err)
 	}
 	return ports, nil
 }
@@ -273,7 +279,7 @@ func (cp *ControlPlane) spawn(name string, args []string) (*process, error) {
 // waitError is what waitReady returns; what names the check.
 func waitError(what string, p *process, cause, last error) error {
 	if last != nil && !errors.Is(cause, last) {
-		return fmt.Errorf("wait for %s: %w; last check: %v (log: %s)", what, cause, last, p.logPath)
+		return fmt.Errorf("wait for %s: %w; last check: %w (log: %s)", what, cause, last, p.logPath)
 	}
 	return fmt.Errorf("wait for %s: %w (log: %s)", what, cause, p.logPath)
 }
@@ -288,7 +294,7 @@ func (cp *ControlPlane) waitReady(ctx context.Context, p *process, what string, 
 	var last error
 	for {
 		if done, err := p.exited(); done {
-			return waitError(what, p, fmt.Errorf("%s %v", p.name, err), nil)
+			return waitError(what, p, fmt.Errorf("%s %w", p.name, err), nil)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
 		last = check(cctx)
@@ -322,8 +328,10 @@ func httpCheck(ctx context.Context, client *http.Client, url string) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
+		return fmt.Errorf("GET %s: read response: %w", url, err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
@@ -491,8 +499,8 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 	kcm := cp.procs[KubeControllerManager]
 	cp.mu.Unlock()
 	err = cp.waitReady(ctx, kcm, "ServiceAccount default/default", func(ctx context.Context) error {
-		_, err := cp.client.CoreV1().ServiceAccounts(corev1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
-		return err
+		_, getErr := cp.client.CoreV1().ServiceAccounts(corev1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		return getErr
 	})
 	if err != nil {
 		return fmt.Errorf("start %s: %w", KubeControllerManager, err)

@@ -3,8 +3,10 @@ package kubetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +46,16 @@ func TestStartWithoutControllers(t *testing.T) {
 	if cp.Running(KubeControllerManager) || cp.Running(KubeScheduler) {
 		t.Fatal("controllers running although Options.Controllers is false")
 	}
+	// PID names the running binary, and 0 for a component that does not run.
+	for _, name := range []string{Etcd, KubeAPIServer} {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cp.PID(name)))
+		if err != nil || !strings.Contains(string(cmdline), name) {
+			t.Errorf("PID(%s) = %d, whose command line is %q (%v)", name, cp.PID(name), cmdline, err)
+		}
+	}
+	if pid := cp.PID(KubeControllerManager); pid != 0 {
+		t.Errorf("PID(%s) = %d, want 0: it is not running", KubeControllerManager, pid)
+	}
 	// The admin kubeconfig file works on its own.
 	cfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig())
 	if err != nil {
@@ -72,6 +84,9 @@ func TestStartWithoutControllers(t *testing.T) {
 		if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Errorf("process group %d still exists after Stop (kill -0: %v)", pid, err)
 		}
+	}
+	if pid := cp.PID(KubeAPIServer); pid != 0 {
+		t.Errorf("PID(%s) = %d after Stop, want 0", KubeAPIServer, pid)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("work dir %s still there after Stop: %v", dir, err)
@@ -121,7 +136,7 @@ func TestControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := sa.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		if _, err = sa.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 			t.Fatalf("list events without any Role: got %v, want 403 Forbidden", err)
 		}
 
@@ -170,16 +185,16 @@ func TestControlPlane(t *testing.T) {
 			t.Fatal(err)
 		}
 		url := cp.APIServerURL()
-		if err := cp.StopAPIServer(); err != nil {
+		if err = cp.StopAPIServer(); err != nil {
 			t.Fatal(err)
 		}
 		if cp.Running(KubeAPIServer) {
 			t.Fatal("kube-apiserver still running after StopAPIServer")
 		}
-		if _, err := c.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{}); err == nil {
+		if _, err = c.CoreV1().ConfigMaps(ns).Get(ctx, "survivor", metav1.GetOptions{}); err == nil {
 			t.Fatal("get succeeded while kube-apiserver is stopped")
 		}
-		if err := cp.StartAPIServer(ctx); err != nil {
+		if err = cp.StartAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if cp.APIServerURL() != url {

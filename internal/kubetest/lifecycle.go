@@ -99,3 +99,19 @@ func (cp *ControlPlane) Running(component string) bool {
 	done, _ := p.exited()
 	return !done
 }
+
+// PID is the process id of a component's live process (Etcd,
+// KubeAPIServer, ...), or 0 when it is not running. Benchmarks read its
+// CPU time and memory from /proc.
+func (cp *ControlPlane) PID(component string) int {
+	cp.mu.Lock()
+	p := cp.procs[component]
+	cp.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	if done, _ := p.exited(); done {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}

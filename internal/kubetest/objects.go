@@ -43,7 +43,7 @@ func PodSpec(cpu, memory string) corev1.PodSpec {
 	}}}
 }
 
-// Deployment runs replicas Pods of PodSpec(cpu, memory), labelled app=name.
+// Deployment runs replicas Pods of PodSpec(cpu, memory), labeled app=name.
 func Deployment(namespace, name string, replicas int32, cpu, memory string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{

@@ -87,10 +87,11 @@ func startProcess(sp *spawner, name, bin string, args []string, logPath string, 
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
-	fmt.Fprintf(f, "\n==== kubetest: %s %s\n==== %s %s\n", time.Now().Format(time.RFC3339), name, bin, strings.Join(args, " "))
+	if _, err := fmt.Fprintf(f, "\n==== kubetest: %s %s\n==== %s %s\n", time.Now().Format(time.RFC3339), name, bin, strings.Join(args, " ")); err != nil {
+		return nil, errors.Join(fmt.Errorf("write %s: %w", logPath, err), f.Close())
+	}
 
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -104,12 +105,12 @@ func startProcess(sp *spawner, name, bin string, args []string, logPath string, 
 	}
 	p := &process{name: name, logPath: logPath, logFrom: st.Size(), cmd: cmd, logFile: f, done: make(chan struct{})}
 	if err := sp.start(cmd); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
 	go func() {
-		p.waitErr = cmd.Wait()
-		f.Close()
+		// A failed close of the log is reported with the exit: the log may
+		// lack the process's last words.
+		p.waitErr = errors.Join(cmd.Wait(), f.Close())
 		close(p.done)
 	}()
 	return p, nil

@@ -32,6 +32,7 @@ package lokitest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -122,11 +123,11 @@ func start(t testing.TB, bin, dir string, attempt int) (*Loki, error) {
 		return nil, err
 	}
 	runDir := filepath.Join(dir, fmt.Sprintf("run-%d", attempt))
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
+	if err = os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(runDir, "loki.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config(runDir, ports[0], ports[1])), 0o600); err != nil {
+	if err = os.WriteFile(cfgPath, []byte(config(runDir, ports[0], ports[1])), 0o600); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	l := &Loki{
@@ -145,12 +146,12 @@ func start(t testing.TB, bin, dir string, attempt int) (*Loki, error) {
 	// Its own process group, killed with the test binary.
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := l.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), logFile.Close())
 	}
 	go func() {
-		l.waitErr = l.cmd.Wait()
-		logFile.Close()
+		// A failed close of the log is reported with the exit: the log may
+		// lack Loki's last words.
+		l.waitErr = errors.Join(l.cmd.Wait(), logFile.Close())
 		close(l.done)
 	}()
 	t.Cleanup(func() {
@@ -227,7 +228,7 @@ func (l *Loki) waitReady() error {
 		}
 		select {
 		case <-l.done:
-			return fmt.Errorf("loki exited (%v) before it was ready", l.waitErr)
+			return fmt.Errorf("loki exited (%w) before it was ready", l.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("loki not ready within %v: %w", readyTimeout, last)
 		case <-tick.C:
@@ -246,8 +247,10 @@ func (l *Loki) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
+		return fmt.Errorf("GET /ready: read response: %w", err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET /ready: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
@@ -284,9 +287,8 @@ func (l *Loki) QueryRange(ctx context.Context, logql string, start, end time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", logql, err)
 	}
-	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
 		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -379,9 +381,8 @@ func (l *Loki) QueryInstant(ctx context.Context, logql string, at time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", logql, err)
 	}
-	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
 		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -445,14 +446,26 @@ func (l *Loki) lastLines(n int) string {
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(n int) ([]int, error) {
+	// All n stay open until every one is picked, so that they differ.
+	var ls []net.Listener
+	closeAll := func() error {
+		var errs []error
+		for _, l := range ls {
+			errs = append(errs, l.Close())
+		}
+		return errors.Join(errs...)
+	}
 	ports := make([]int, 0, n)
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
+			return nil, errors.Join(fmt.Errorf("pick a free port: %w", err), closeAll())
 		}
-		defer l.Close()
+		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	if err := closeAll(); err != nil {
+		return nil, fmt.Errorf("free the picked ports: %w", err)
 	}
 	return ports, nil
 }

@@ -4,6 +4,7 @@ package otlpsink
 
 import (
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,11 +67,21 @@ func Start(t testing.TB) *Sink {
 // StartFiltered starts a sink that accepts every record but keeps only those
 // for which keep holds, closed in t.Cleanup.
 func StartFiltered(t testing.TB, keep func(Record) bool) *Sink {
-	s := &Sink{cond: make(chan struct{}), keep: keep}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	s := New(keep)
+	t.Cleanup(s.Close)
 	return s
 }
+
+// New starts a sink outside a test (a benchmark command, say) that accepts
+// every record but keeps only those for which keep holds. Close stops it.
+func New(keep func(Record) bool) *Sink {
+	s := &Sink{cond: make(chan struct{}), keep: keep}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Close stops the sink's server, waiting for the exports in flight.
+func (s *Sink) Close() { s.srv.Close() }
 
 // Endpoint is the base URL to give the otlp_http exporter as `endpoint`.
 func (s *Sink) Endpoint() string { return s.srv.URL }
@@ -160,17 +171,19 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "refusing on purpose", http.StatusServiceUnavailable)
 		return
 	}
-	body := io.Reader(r.Body)
+	body := r.Body // the server closes r.Body; a gzip reader is closed here
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
 			http.Error(w, "gzip: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		defer gz.Close()
 		body = gz
 	}
 	raw, err := io.ReadAll(body)
+	if body != r.Body {
+		err = errors.Join(err, body.Close())
+	}
 	if err != nil {
 		http.Error(w, "read: "+err.Error(), http.StatusBadRequest)
 		return

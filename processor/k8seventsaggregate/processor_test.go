@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -326,5 +325,5 @@ func TestFactory(t *testing.T) {
 	f := NewFactory()
 	assert.Equal(t, metadata.Type, f.Type())
 	assert.Equal(t, metadata.LogsStability, f.LogsStability())
-	var _ processor.Factory = f
+	assert.Equal(t, createDefaultConfig(), f.CreateDefaultConfig())
 }

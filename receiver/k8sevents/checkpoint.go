@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -57,11 +59,11 @@ type savedScope struct {
 	cursor
 }
 
-func encodePositions(scopes []scope, positions map[string]*cursor) ([]byte, error) {
+func encodePositions(scopes []scope, positions map[string]cursor) ([]byte, error) {
 	doc := savedPositions{Version: checkpointVersion, Scopes: make(map[string]savedScope, len(scopes))}
 	for _, s := range scopes {
 		if cur, ok := positions[s.id()]; ok {
-			doc.Scopes[s.id()] = savedScope{FieldSelector: s.fieldSelector, cursor: *cur}
+			doc.Scopes[s.id()] = savedScope{FieldSelector: s.fieldSelector, cursor: cur}
 		}
 	}
 	return json.Marshal(doc)
@@ -171,7 +173,7 @@ func (s *configMapStore) save(ctx context.Context, data []byte) error {
 	err := s.write(ctx, data)
 	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) {
 		// Changed, created or deleted by someone else since it was read.
-		if _, err := s.load(ctx); err != nil {
+		if _, err = s.load(ctx); err != nil {
 			return err
 		}
 		err = s.write(ctx, data)
@@ -231,7 +233,8 @@ func resourceNamesHint(verb, name string) string {
 }
 
 // checkpointer reads the resume point and writes it when it changed, at most
-// once per interval. It is used by one goroutine at a time.
+// once per interval. The goroutines that move cursors publish copies of them;
+// one goroutine at a time loads and saves.
 type checkpointer struct {
 	store    positionStore
 	scopes   []scope
@@ -246,6 +249,11 @@ type checkpointer struct {
 	lastTry time.Time
 	// timer fires when changed positions may be written.
 	timer *time.Timer
+
+	pubMu sync.Mutex
+	// published is a copy of each scope's cursor as last moved; nil until
+	// the resume point is loaded, and after leadership is lost.
+	published map[string]cursor
 }
 
 func newCheckpointer(store positionStore, cfg *Config, scopes []scope, logger *zap.Logger, tel *telemetry) *checkpointer {
@@ -275,6 +283,9 @@ func (c *checkpointer) load(ctx context.Context) (map[string]*cursor, error) {
 	}
 	c.timer.Stop()
 	c.lastTry = time.Time{}
+	c.pubMu.Lock()
+	c.published = make(map[string]cursor)
+	c.pubMu.Unlock()
 	if data == nil {
 		c.saved = nil
 		c.logger.Info("No checkpoint yet; starting per start_at",
@@ -290,25 +301,54 @@ func (c *checkpointer) load(ctx context.Context) (map[string]*cursor, error) {
 	}
 	var resumed, fresh []string
 	for _, s := range c.scopes {
-		if _, ok := positions[s.id()]; ok {
+		if cur, ok := positions[s.id()]; ok {
 			resumed = append(resumed, s.id())
+			c.publish(s.id(), cur)
 		} else {
 			fresh = append(fresh, s.id())
 		}
 	}
 	// Compare later writes with what this configuration would write, so
 	// that nothing is written until a position moves.
-	c.saved, _ = encodePositions(c.scopes, positions)
+	c.saved, _ = encodePositions(c.scopes, c.snapshot())
 	c.logger.Info("Resumed from checkpoint", zap.Stringer("checkpoint", c.store),
 		zap.Strings("resumed_scopes", resumed), zap.Strings("scopes_per_start_at", fresh), zap.String("start_at", string(c.startAt)))
 	return positions, nil
 }
 
-// save writes the positions when they changed. Unless forced (the flush on
-// shutdown), it writes at most once per interval, and a cancelled context
-// (shutdown, or a lost lease) writes nothing; the timer fires when a delayed
-// write may be made.
-func (c *checkpointer) save(ctx context.Context, positions map[string]*cursor, force bool) {
+// publish records a scope's cursor as it is now, for the next save.
+func (c *checkpointer) publish(scopeID string, cur *cursor) {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if c.published != nil {
+		c.published[scopeID] = cur.clone()
+	}
+}
+
+// snapshot copies the published cursors; nil when none are loaded.
+func (c *checkpointer) snapshot() map[string]cursor {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if c.published == nil {
+		return nil
+	}
+	return maps.Clone(c.published)
+}
+
+// forget drops the published cursors unwritten (leadership was lost: the
+// next leader writes its own); nothing is saved until the next load.
+func (c *checkpointer) forget() {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.published = nil
+}
+
+// save writes the published positions when they changed. Unless forced (the
+// flush on shutdown), it writes at most once per interval, and a cancelled
+// context (shutdown, or a lost lease) writes nothing; the timer fires when a
+// delayed write may be made.
+func (c *checkpointer) save(ctx context.Context, force bool) {
+	positions := c.snapshot()
 	if positions == nil {
 		return // not loaded: writing would erase what the store holds
 	}

@@ -5,10 +5,27 @@ import (
 	"net"
 	"os"
 
+	"go.opentelemetry.io/collector/receiver"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents/internal/metadata"
 )
+
+// userAgent identifies the receiver and its own version first, whatever
+// distribution it is built into, then that distribution and the component ID:
+// "k8seventsreceiver/0.1.0 otelcol-k8sevents/0.1.0 (k8sevents/prod)".
+func userAgent(set receiver.Settings) string {
+	ua := metadata.UserAgentProduct + "/" + metadata.Version
+	if bi := set.BuildInfo; bi.Command != "" {
+		ua += " " + bi.Command
+		if bi.Version != "" {
+			ua += "/" + bi.Version
+		}
+	}
+	return ua + " (" + set.ID.String() + ")"
+}
 
 // restConfig builds the client configuration for the configured auth_type.
 // Lists ask for protobuf, the API server's cheapest encoding.

@@ -7,7 +7,54 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents/internal/metadata"
 )
+
+// The user agent names the receiver and its own version first, in any
+// distribution; the distribution and the component ID follow.
+func TestUserAgent(t *testing.T) {
+	receiverToken := "k8seventsreceiver/" + metadata.Version
+	for _, tc := range []struct {
+		name  string
+		build component.BuildInfo
+		id    component.ID
+		want  string
+	}{
+		{
+			"this distribution",
+			component.BuildInfo{Command: "otelcol-k8sevents", Version: metadata.Version},
+			component.NewID(metadata.Type),
+			receiverToken + " otelcol-k8sevents/" + metadata.Version + " (k8sevents)",
+		},
+		{
+			"another distribution",
+			component.BuildInfo{Command: "otelcol-acme", Version: "3.2.1"},
+			component.NewIDWithName(metadata.Type, "prod"),
+			receiverToken + " otelcol-acme/3.2.1 (k8sevents/prod)",
+		},
+		{
+			"a distribution without a version",
+			component.BuildInfo{Command: "otelcol-acme"},
+			component.NewID(metadata.Type),
+			receiverToken + " otelcol-acme (k8sevents)",
+		},
+		{
+			"no build info",
+			component.BuildInfo{},
+			component.NewID(metadata.Type),
+			receiverToken + " (k8sevents)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := receivertest.NewNopSettings(metadata.Type)
+			set.BuildInfo, set.ID = tc.build, tc.id
+			assert.Equal(t, tc.want, userAgent(set))
+		})
+	}
+}
 
 const twoContexts = `apiVersion: v1
 kind: Config

@@ -8,6 +8,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/leaderelection"
 )
@@ -35,12 +36,28 @@ const (
 	StartAtBeginning StartAt = "beginning"
 )
 
+// Mode says how the receiver reads Events.
+type Mode string
+
+const (
+	// ModePoll lists the Events of every scope once at start and then every
+	// interval, and emits those that changed since the last list.
+	ModePoll Mode = "poll"
+	// ModeWatch lists once (or not at all, when resuming), then watches each
+	// scope and emits every change as it happens, in batches.
+	ModeWatch Mode = "watch"
+)
+
 // Defaults of the fields below.
 const (
 	defaultInterval = time.Minute
 	defaultPageSize = 500
 	// maxPageSize keeps one page, the most the receiver holds at once, bounded.
 	maxPageSize = 10000
+
+	defaultBatchTimeout = 200 * time.Millisecond
+	// maxBatchTimeout keeps "within a second" true whatever the setting.
+	maxBatchTimeout = 10 * time.Second
 
 	defaultCheckpointInterval = 5 * time.Second
 	defaultLeaseDuration      = 15 * time.Second
@@ -53,6 +70,9 @@ type Config struct {
 	// AuthType is how to authenticate: serviceAccount, kubeConfig or none.
 	// Default: serviceAccount.
 	AuthType AuthType `mapstructure:"auth_type"`
+	// Mode is how Events are read: poll (list every interval) or watch
+	// (list once, then stream every change). Default: poll.
+	Mode Mode `mapstructure:"mode"`
 	// Context is the kubeconfig context to use with auth_type kubeConfig.
 	// Default: the kubeconfig's current context.
 	Context string `mapstructure:"context"`
@@ -63,11 +83,21 @@ type Config struct {
 	// API server with a field selector). Not allowed together with namespaces.
 	// Default: empty.
 	ExcludeNamespaces []string `mapstructure:"exclude_namespaces"`
-	// Interval is the time between the starts of two polls. Default: 1m.
+	// FieldSelector is a field selector the API server applies to every list
+	// and watch, such as "type=Warning" or "involvedObject.kind=Pod,reason!=Pulled".
+	// It is combined with exclude_namespaces. Default: empty (every Event).
+	FieldSelector string `mapstructure:"field_selector"`
+	// Interval is the time between the starts of two polls; in watch mode,
+	// the longest wait between two retries after a failure. Default: 1m.
 	Interval time.Duration `mapstructure:"interval"`
-	// PageSize is the number of Events asked for in one list request, and so
-	// the most the receiver holds in memory at once. Default: 500.
+	// PageSize is the number of Events asked for in one list request, and the
+	// most Events in one batch of a watch: the most the receiver holds in
+	// memory at once. Default: 500.
 	PageSize int64 `mapstructure:"page_size"`
+	// BatchTimeout is, in watch mode, how long a batch waits for more Events
+	// after its first before it is handed on (it also closes at page_size
+	// Events). Default: 200ms.
+	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
 	// StartAt is which Events the first poll emits: end (only those that
 	// appear or change after the start) or beginning (also those already
 	// stored). Default: end.
@@ -147,10 +177,12 @@ type LeaderElectionConfig struct {
 
 func createDefaultConfig() *Config {
 	return &Config{
-		AuthType: AuthTypeServiceAccount,
-		Interval: defaultInterval,
-		PageSize: defaultPageSize,
-		StartAt:  StartAtEnd,
+		AuthType:     AuthTypeServiceAccount,
+		Mode:         ModePoll,
+		Interval:     defaultInterval,
+		PageSize:     defaultPageSize,
+		BatchTimeout: defaultBatchTimeout,
+		StartAt:      StartAtEnd,
 
 		SeverityText: SeverityTextEventType,
 
@@ -173,6 +205,11 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("auth_type: %q is not supported; use one of %s, %s, %s",
 			cfg.AuthType, AuthTypeServiceAccount, AuthTypeKubeConfig, AuthTypeNone))
 	}
+	switch cfg.Mode {
+	case ModePoll, ModeWatch:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not supported; use %s or %s", cfg.Mode, ModePoll, ModeWatch))
+	}
 	if cfg.Context != "" && cfg.AuthType != AuthTypeKubeConfig {
 		errs = append(errs, fmt.Errorf("context: is only used with auth_type %s, not %q", AuthTypeKubeConfig, cfg.AuthType))
 	}
@@ -181,11 +218,19 @@ func (cfg *Config) Validate() error {
 	if len(cfg.Namespaces) > 0 && len(cfg.ExcludeNamespaces) > 0 {
 		errs = append(errs, errors.New("exclude_namespaces: only applies when reading all namespaces; leave namespaces empty or drop exclude_namespaces"))
 	}
+	if cfg.FieldSelector != "" {
+		if _, err := fields.ParseSelector(cfg.FieldSelector); err != nil {
+			errs = append(errs, fmt.Errorf("field_selector: %q is not a field selector (terms such as type=Warning or reason!=Pulled, joined by commas): %w", cfg.FieldSelector, err))
+		}
+	}
 	if cfg.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("interval: must be a positive duration such as 10s or 1m, got %v", cfg.Interval))
 	}
 	if cfg.PageSize <= 0 || cfg.PageSize > maxPageSize {
 		errs = append(errs, fmt.Errorf("page_size: must be between 1 and %d, got %d", maxPageSize, cfg.PageSize))
+	}
+	if cfg.BatchTimeout <= 0 || cfg.BatchTimeout > maxBatchTimeout {
+		errs = append(errs, fmt.Errorf("batch_timeout: must be a positive duration up to %v, such as 200ms, got %v", maxBatchTimeout, cfg.BatchTimeout))
 	}
 	switch cfg.StartAt {
 	case StartAtEnd, StartAtBeginning:

@@ -47,6 +47,14 @@ func TestConfigValid(t *testing.T) {
 			},
 		},
 		{
+			name: "watch",
+			mutate: func(cfg *Config) {
+				cfg.Mode, cfg.BatchTimeout = ModeWatch, 500*time.Millisecond
+				cfg.FieldSelector = "type=Warning,involvedObject.kind=Pod"
+				cfg.ExcludeNamespaces = []string{"kube-system"}
+			},
+		},
+		{
 			name: "namespaces",
 			mutate: func(cfg *Config) {
 				cfg.AuthType, cfg.Namespaces = AuthTypeNone, []string{"default", "payments"}
@@ -99,6 +107,9 @@ func TestDefaultConfig(t *testing.T) {
 	cfg := createDefaultConfig()
 	require.NoError(t, componenttest.CheckConfigStruct(cfg))
 	assert.Equal(t, AuthTypeServiceAccount, cfg.AuthType)
+	assert.Equal(t, ModePoll, cfg.Mode)
+	assert.Equal(t, 200*time.Millisecond, cfg.BatchTimeout)
+	assert.Empty(t, cfg.FieldSelector)
 	assert.Equal(t, time.Minute, cfg.Interval)
 	assert.Equal(t, int64(500), cfg.PageSize)
 	assert.Equal(t, StartAtEnd, cfg.StartAt)
@@ -117,6 +128,10 @@ func TestConfigInvalid(t *testing.T) {
 		name string
 		want []string // every message must appear
 	}{
+		{"bad_mode", []string{`mode: "stream" is not supported; use poll or watch`}},
+		{"zero_batch_timeout", []string{"batch_timeout: must be a positive duration up to 10s", "got 0s"}},
+		{"long_batch_timeout", []string{"batch_timeout: must be a positive duration up to 10s", "got 1m0s"}},
+		{"bad_field_selector", []string{`field_selector: "type=Warning,reason" is not a field selector`}},
 		{"bad_auth_type", []string{`auth_type: "token" is not supported; use one of serviceAccount, kubeConfig, none`}},
 		{"context_without_kubeconfig", []string{`context: is only used with auth_type kubeConfig`}},
 		{"zero_interval", []string{"interval: must be a positive duration", "got 0s"}},
@@ -161,4 +176,12 @@ func TestScopes(t *testing.T) {
 	some := createDefaultConfig()
 	some.Namespaces = []string{"a", "b"}
 	assert.Equal(t, []scope{{namespace: "a"}, {namespace: "b"}}, scopesOf(some))
+
+	selected := createDefaultConfig()
+	selected.ExcludeNamespaces = []string{"kube-system"}
+	selected.FieldSelector = "type=Warning"
+	assert.Equal(t, []scope{{fieldSelector: "metadata.namespace!=kube-system,type=Warning"}}, scopesOf(selected))
+
+	selected.ExcludeNamespaces, selected.Namespaces = nil, []string{"a"}
+	assert.Equal(t, []scope{{namespace: "a", fieldSelector: "type=Warning"}}, scopesOf(selected))
 }

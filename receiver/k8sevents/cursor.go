@@ -1,6 +1,7 @@
 package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents"
 
 import (
+	"slices"
 	"strconv"
 )
 
@@ -11,6 +12,10 @@ import (
 // resourceVersion greater than all before it (an etcd revision), and a list
 // returns one snapshot, at the list's resourceVersion, in key order
 // ("namespace/name"), page after page.
+//
+// A watch from Mark returns every change after Mark in revision order, so
+// once a watch has passed revision R (a delivered batch, a bookmark), Mark
+// moves to R.
 //
 // After a complete list at revision R, Mark is R: every change up to R has
 // been delivered, so the next list emits exactly the Events whose
@@ -63,6 +68,30 @@ func (c *cursor) advance(lastKey string, rev uint64) {
 func (c *cursor) complete(rev uint64) {
 	c.Mark = rev
 	c.Steps = nil
+}
+
+// watched records that a watch from Mark has passed revision rev: every
+// change up to rev has been delivered, or skipped because a step covers it.
+// Steps above rev still say more than Mark does, so they stay.
+func (c *cursor) watched(rev uint64) {
+	if rev <= c.Mark {
+		return
+	}
+	c.Mark = rev
+	i := 0
+	for i < len(c.Steps) && c.Steps[i].Rev > rev {
+		i++ // steps go down in revision as their keys go up
+	}
+	if i == 0 {
+		c.Steps = nil
+		return
+	}
+	c.Steps = slices.Clone(c.Steps[:i])
+}
+
+// clone is a copy that shares nothing with c.
+func (c *cursor) clone() cursor {
+	return cursor{Mark: c.Mark, Steps: slices.Clone(c.Steps)}
 }
 
 // latest is the highest revision the cursor has delivered up to.

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 )
@@ -35,6 +36,8 @@ type fakeAPI struct {
 	inFlight, maxInFlight int
 	// beforeList, when set, may fail a list request; it runs unlocked.
 	beforeList func(call int, opts metav1.ListOptions) error
+	// w is the watch side (fakewatch_test.go).
+	w watchState
 }
 
 func newFakeAPI() *fakeAPI {
@@ -43,8 +46,6 @@ func newFakeAPI() *fakeAPI {
 
 // eventOption changes a fixture Event.
 type eventOption func(*corev1.Event)
-
-func withType(t string) eventOption { return func(ev *corev1.Event) { ev.Type = t } }
 
 // newEvent is an Event about a Pod, the common case.
 func newEvent(ns, name string, opts ...eventOption) corev1.Event {
@@ -79,8 +80,13 @@ func (f *fakeAPI) add(events ...corev1.Event) {
 // store records a new version of an Event; f.mu is held.
 func (f *fakeAPI) store(ev corev1.Event) {
 	key := eventKey(ev.Namespace, ev.Name)
+	typ := watch.Modified
+	if _, ok := f.events[key]; !ok {
+		typ = watch.Added
+	}
 	f.events[key] = ev
 	f.history[key] = append(f.history[key], ev)
+	f.recordChange(typ, ev)
 }
 
 // at returns the version of the Event with this key that a snapshot at rev
@@ -122,6 +128,7 @@ func (f *fakeAPI) listCalls() int {
 func (f *fakeAPI) clientset() *fake.Clientset {
 	cs := fake.NewClientset()
 	cs.PrependReactor("list", "events", f.react)
+	cs.PrependWatchReactor("events", f.reactWatch)
 	return cs
 }
 

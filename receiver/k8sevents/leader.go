@@ -79,20 +79,20 @@ func (r *eventsReceiver) electionConfig(client kubernetes.Interface, cfg *Leader
 
 // campaign runs terms until shutdown: a replica that lost the Lease
 // campaigns again and may lead again later.
-func (r *eventsReceiver) campaign(ctx context.Context, l *lister, lec leaderelection.LeaderElectionConfig) {
+func (r *eventsReceiver) campaign(ctx context.Context, lec leaderelection.LeaderElectionConfig) {
 	for ctx.Err() == nil {
-		r.term(ctx, l, lec)
+		r.term(ctx, lec)
 	}
 }
 
-// term campaigns until this replica leads, polls while it leads, and returns
+// term campaigns until this replica leads, collects while it leads, and returns
 // when it loses the Lease or shuts down.
 //
 // client-go runs the elector until its context ends or a renewal fails, and
 // ReleaseOnCancel gives the Lease up as the elector stops. So the elector's
-// context is not ctx: on shutdown the leader first stops polling and writes
-// the checkpoint (in lead), and only then is the elector stopped.
-func (r *eventsReceiver) term(ctx context.Context, l *lister, lec leaderelection.LeaderElectionConfig) {
+// context is not ctx: on shutdown the leader first stops collecting and
+// writes the checkpoint (in lead), and only then is the elector stopped.
+func (r *eventsReceiver) term(ctx context.Context, lec leaderelection.LeaderElectionConfig) {
 	sink := zapSink{logger: r.settings.Logger.Named("leaderelection").Sugar()}
 	electCtx, stopElecting := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), logr.New(sink)))
 	defer stopElecting()
@@ -121,18 +121,18 @@ func (r *eventsReceiver) term(ctx context.Context, l *lister, lec leaderelection
 	case <-ctx.Done():
 	case <-done:
 	case lctx := <-leading:
-		r.lead(ctx, lctx, l)
+		r.lead(ctx, lctx)
 	}
 	stopElecting()
 	<-done
 }
 
-// lead polls while this replica holds the Lease (lctx), starting from the
+// lead collects while this replica holds the Lease (lctx), starting from the
 // resume point as the previous leader left it. Losing the Lease cancels the
-// poll at once, so an interrupted poll delivers no further page, and the
+// lists and watches at once, so no further page is delivered, and the
 // positions are dropped unwritten: the next leader writes its own. On
 // shutdown, the positions are written before the Lease is released.
-func (r *eventsReceiver) lead(ctx, lctx context.Context, l *lister) {
+func (r *eventsReceiver) lead(ctx, lctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -157,13 +157,16 @@ func (r *eventsReceiver) lead(ctx, lctx context.Context, l *lister) {
 	r.tel.recordLeader(ctx, true)
 	r.settings.Logger.Info("Became leader; resuming from the checkpoint", fields...)
 	r.positions = nil // read them again: the previous leader moved them
-	r.run(pollCtx, delivering, l)
+	r.collect(pollCtx, delivering)
 	if lctx.Err() == nil {
 		r.flush()
 		r.tel.recordLeader(context.WithoutCancel(ctx), false)
 		r.settings.Logger.Info("Shutting down as leader; releasing the Lease after the last checkpoint write", fields...)
 	}
 	r.positions = nil
+	if r.ckpt != nil {
+		r.ckpt.forget()
+	}
 }
 
 func leaseName(cfg *Config) string {

@@ -20,19 +20,23 @@ type scope struct {
 	fieldSelector string
 }
 
-// scopesOf returns the lists a poll runs: one per configured namespace, or
-// one cluster-wide list with the exclusions as a server-side field selector.
+// scopesOf returns the lists a poll runs (and the watches of watch mode):
+// one per configured namespace, or one cluster-wide list with the exclusions
+// as a server-side field selector. field_selector is added to each.
 func scopesOf(cfg *Config) []scope {
 	if len(cfg.Namespaces) == 0 {
-		selectors := make([]string, len(cfg.ExcludeNamespaces))
-		for i, ns := range cfg.ExcludeNamespaces {
-			selectors[i] = "metadata.namespace!=" + ns
+		terms := make([]string, 0, len(cfg.ExcludeNamespaces)+1)
+		for _, ns := range cfg.ExcludeNamespaces {
+			terms = append(terms, "metadata.namespace!="+ns)
 		}
-		return []scope{{fieldSelector: strings.Join(selectors, ",")}}
+		if cfg.FieldSelector != "" {
+			terms = append(terms, cfg.FieldSelector)
+		}
+		return []scope{{fieldSelector: strings.Join(terms, ",")}}
 	}
 	scopes := make([]scope, len(cfg.Namespaces))
 	for i, ns := range cfg.Namespaces {
-		scopes[i] = scope{namespace: ns}
+		scopes[i] = scope{namespace: ns, fieldSelector: cfg.FieldSelector}
 	}
 	return scopes
 }
@@ -75,9 +79,15 @@ type lister struct {
 	pageSize int64
 	logger   *zap.Logger
 	tel      *telemetry
-	// afterPage, when set, runs after the cursor moved past a delivered
-	// page; the receiver writes its checkpoint there.
-	afterPage func(ctx context.Context)
+	// moved runs after the cursor moved past a delivered page; the receiver
+	// hands the resume point on there.
+	moved func(ctx context.Context, s scope, cur *cursor)
+}
+
+// newLister is the lister of the receiver's scopes; moved is called after
+// each page that moved a cursor.
+func (r *eventsReceiver) newLister(moved func(ctx context.Context, s scope, cur *cursor)) *lister {
+	return &lister{client: r.client, pageSize: r.cfg.PageSize, logger: r.settings.Logger, tel: r.tel, moved: moved}
 }
 
 // mark reads only the scope's current revision: a list of one item, whose
@@ -145,21 +155,15 @@ func (l *lister) syncOnce(ctx context.Context, s scope, cur *cursor, deliver del
 		}
 		if list.Continue == "" {
 			cur.complete(listRev)
-			l.progress(ctx)
+			l.moved(ctx, s, cur)
 			return nil
 		}
 		if n := len(list.Items); n > 0 {
 			last := &list.Items[n-1]
 			cur.advance(eventKey(last.Namespace, last.Name), listRev)
-			l.progress(ctx)
+			l.moved(ctx, s, cur)
 		}
 		opts.Continue = list.Continue
-	}
-}
-
-func (l *lister) progress(ctx context.Context) {
-	if l.afterPage != nil {
-		l.afterPage(ctx)
 	}
 }
 

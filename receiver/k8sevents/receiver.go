@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,12 +19,14 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 )
 
+// The data path of both modes is: source (list pages in poll.go, or a list
+// then a watch in watch.go) -> cursor filter (cursor.go) -> convert
+// (convert.go) -> next consumer (deliver, below) -> resume point
+// (checkpoint.go). This file holds the lifecycle and the steps both share.
+
 const (
 	transport = "http"
 	format    = "kubernetes_event"
-	// minRetry is the first wait after a failed poll; it doubles up to the
-	// configured interval.
-	minRetry = time.Second
 	// deliveryGrace is how long Shutdown lets a page being delivered finish.
 	// An exporter retrying a backend that is down would otherwise hold the
 	// shutdown until its retries give up; a page cut short is not counted
@@ -46,21 +47,26 @@ type eventsReceiver struct {
 	identity string
 	// newClient builds the API client in Start; tests replace it.
 	newClient func() (kubernetes.Interface, error)
+	client    kubernetes.Interface
 	// conv converts pages with cluster_name, rules and severity_text.
 	conv converter
 	// now is the clock for ObservedTimestamp; tests replace it.
 	now func() time.Time
 	// deliveryGrace is the constant of that name; tests shorten it.
 	deliveryGrace time.Duration
+	// watch holds the timings of watch mode; tests shorten them.
+	watch watchTimings
 
 	// store and ckpt keep the resume point; nil when none is configured.
 	store positionStore
 	ckpt  *checkpointer
-	// positions is how far each scope has been delivered; nil until it is
-	// loaded from the store. Only the goroutine that polls touches it.
+	// positions is how far each scope has been delivered, as loaded from the
+	// store; nil until it is loaded. In poll mode the polling goroutine owns
+	// the cursors; in watch mode each scope's streamer owns its own. Either
+	// way they hand copies to the checkpointer when they move.
 	positions map[string]*cursor
 
-	// cancel stops polling: no list or page starts after it.
+	// cancel stops collecting: no list, watch or page starts after it.
 	cancel context.CancelFunc
 	// delivering is the context of the pages handed to the next consumer.
 	// Shutdown does not cancel it at once: a page being delivered may finish
@@ -68,7 +74,7 @@ type eventsReceiver struct {
 	// shutdown covers it and a restart repeats nothing.
 	delivering       context.Context
 	cancelDelivering context.CancelFunc
-	wg               sync.WaitGroup
+	done             chan struct{}
 	// shutdownCtx is the context Shutdown was called with, for the flush.
 	shutdownCtx atomic.Pointer[context.Context]
 }
@@ -90,7 +96,6 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 	if err != nil {
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
-	userAgent := fmt.Sprintf("%s/%s (%s)", set.BuildInfo.Command, set.BuildInfo.Version, set.ID)
 	return &eventsReceiver{
 		cfg:       cfg,
 		settings:  set,
@@ -99,23 +104,25 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		tel:       tel,
 		scopes:    scopesOf(cfg),
 		identity:  newIdentity(),
-		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent) },
+		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent(set)) },
 		now:       time.Now,
 		conv:      conv,
 
 		deliveryGrace: deliveryGrace,
+		watch:         defaultWatchTimings,
 	}, nil
 }
 
 // Start builds the API client, resolves the storage extension and starts
-// polling (or campaigning for the Lease). It does not wait for the API
-// server: an unreachable server is retried by the poll loop, which also
-// reads the resume point before its first poll.
+// collecting (or campaigning for the Lease). It does not wait for the API
+// server: an unreachable server is retried by the collection loop, which
+// also reads the resume point before it lists or watches.
 func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	client, err := r.newClient()
 	if err != nil {
 		return err
 	}
+	r.client = client
 	var elect *leaderelection.LeaderElectionConfig
 	if le := r.cfg.LeaderElection.Get(); le != nil {
 		if elect, err = r.electionConfig(client, le); err != nil {
@@ -140,44 +147,54 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 		r.ckpt = newCheckpointer(r.store, r.cfg, r.scopes, r.settings.Logger, r.tel)
 	}
 
-	pollCtx, cancel := context.WithCancel(context.Background())
+	collectCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.delivering, r.cancelDelivering = context.WithCancel(context.Background())
-	l := &lister{client: client, pageSize: r.cfg.PageSize, logger: r.settings.Logger, tel: r.tel, afterPage: r.checkpoint}
+	r.done = make(chan struct{})
 	fields := []zap.Field{
+		zap.String("mode", string(r.cfg.Mode)),
 		zap.Strings("namespaces", r.cfg.Namespaces), zap.Strings("exclude_namespaces", r.cfg.ExcludeNamespaces),
-		zap.Duration("interval", r.cfg.Interval), zap.String("start_at", string(r.cfg.StartAt)),
+		zap.String("field_selector", r.cfg.FieldSelector), zap.String("start_at", string(r.cfg.StartAt)),
+	}
+	if r.cfg.Mode == ModeWatch {
+		fields = append(fields, zap.Duration("batch_timeout", r.cfg.BatchTimeout))
+	} else {
+		fields = append(fields, zap.Duration("interval", r.cfg.Interval))
 	}
 	if r.store != nil {
 		fields = append(fields, zap.Stringer("checkpoint", r.store), zap.Duration("checkpoint_interval", r.cfg.CheckpointInterval))
 	}
 	if elect != nil {
 		le := r.cfg.LeaderElection.Get()
-		r.settings.Logger.Info("Campaigning for leadership; only the leader polls Kubernetes events",
+		r.settings.Logger.Info("Campaigning for leadership; only the leader reads Kubernetes events",
 			append(fields, zap.String("identity", r.identity), zap.String("lease_namespace", le.LeaseNamespace), zap.String("lease_name", le.LeaseName))...)
 		r.tel.recordLeader(ctx, false)
-		r.wg.Go(func() { r.campaign(pollCtx, l, *elect) })
+		go func() {
+			defer close(r.done)
+			r.campaign(collectCtx, *elect)
+		}()
 		return nil
 	}
-	r.settings.Logger.Info("Polling Kubernetes events", fields...)
-	r.wg.Go(func() {
-		r.run(pollCtx, r.delivering, l)
+	r.settings.Logger.Info("Reading Kubernetes events", fields...)
+	go func() {
+		defer close(r.done)
+		r.collect(collectCtx, r.delivering)
 		r.flush()
-	})
+	}()
 	return nil
 }
 
-// Shutdown stops polling, lets a page being delivered finish (for at most
-// deliveryGrace, and while ctx lasts), writes the resume point with ctx and,
-// as leader, only then gives up the Lease. It is safe before Start and safe
-// twice.
+// Shutdown stops collecting, lets a page being delivered finish (for at
+// most deliveryGrace, and while ctx lasts), writes the resume point with ctx
+// and, as leader, only then gives up the Lease. It is safe before Start and
+// safe twice.
 func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 	r.shutdownCtx.Store(&ctx)
 	if r.cancel != nil {
 		r.cancel()
 		stop := context.AfterFunc(ctx, r.cancelDelivering)
 		grace := time.AfterFunc(r.deliveryGrace, r.cancelDelivering)
-		r.wg.Wait()
+		<-r.done
 		stop()
 		grace.Stop()
 		r.cancelDelivering()
@@ -193,90 +210,64 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// run reads the resume point, then polls at once and every interval, and
-// writes the resume point when the checkpointer's timer fires. A poll that
-// fails is retried sooner, backing off from minRetry to the interval; the
-// failure is logged when it starts and when it changes, and the recovery
-// once.
-func (r *eventsReceiver) run(ctx, delivering context.Context, l *lister) {
-	polls := failureLog{
-		logger:       r.settings.Logger,
-		failedMsg:    "Polling Kubernetes events failed; keeping the position and retrying",
-		stillMsg:     "Polling Kubernetes events still fails",
-		recoveredMsg: "Polling Kubernetes events works again",
-		countKey:     "failed_polls",
+// collect reads the resume point, then runs the configured mode until ctx
+// ends. ctx governs the requests to the API server; delivering, the pages
+// handed to the next consumer.
+func (r *eventsReceiver) collect(ctx, delivering context.Context) {
+	if !r.resume(ctx) {
+		return
+	}
+	if r.cfg.Mode == ModeWatch {
+		r.watchScopes(ctx, delivering)
+		return
+	}
+	r.poll(ctx, delivering)
+}
+
+// resume loads the positions from the store (or starts without any),
+// retrying with back-off until it succeeds or ctx ends.
+func (r *eventsReceiver) resume(ctx context.Context) bool {
+	if r.ckpt == nil {
+		r.positions = make(map[string]*cursor)
+		return true
 	}
 	loads := failureLog{
 		logger:       r.settings.Logger,
-		failedMsg:    "Reading the checkpoint failed; retrying before the first poll",
+		failedMsg:    "Reading the checkpoint failed; retrying before the first list",
 		stillMsg:     "Reading the checkpoint still fails",
 		recoveredMsg: "Reading the checkpoint works again",
 		countKey:     "failed_reads",
 	}
-	retry := func(failures int) time.Duration { return min(r.cfg.Interval, minRetry<<min(failures-1, 16)) }
-	var due <-chan time.Time
-	if r.ckpt != nil {
-		due = r.ckpt.timer.C
-	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-due:
-			r.checkpoint(ctx)
-			continue
-		case <-timer.C:
-		}
-		if r.positions == nil {
-			if err := r.resume(ctx); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				wait := retry(loads.failures + 1)
-				loads.fail(err, wait)
-				timer.Reset(wait)
-				continue
-			}
-			loads.ok()
-		}
-		started := time.Now()
-		err := r.poll(ctx, delivering, l)
-		if ctx.Err() != nil {
-			return // shutting down or no longer leader; an interrupted poll is not a failure
-		}
-		r.tel.recordPoll(ctx, started, err)
-		r.checkpoint(ctx)
+		positions, err := r.ckpt.load(ctx)
 		if err == nil {
-			polls.ok()
-			timer.Reset(max(0, r.cfg.Interval-time.Since(started)))
-			continue
+			loads.ok()
+			r.positions = positions
+			return true
 		}
-		wait := retry(polls.failures + 1)
-		polls.fail(err, wait)
-		timer.Reset(wait)
+		if ctx.Err() != nil {
+			return false
+		}
+		wait := retryWait(loads.failures+1, r.cfg.Interval)
+		loads.fail(err, wait)
+		if !sleep(ctx, wait) {
+			return false
+		}
 	}
 }
 
-// resume loads the positions from the store, or starts without any.
-func (r *eventsReceiver) resume(ctx context.Context) error {
-	if r.ckpt == nil {
-		r.positions = make(map[string]*cursor)
-		return nil
+// moved hands the checkpointer a copy of a scope's cursor that just moved.
+func (r *eventsReceiver) moved(s scope, cur *cursor) {
+	if r.ckpt != nil {
+		r.ckpt.publish(s.id(), cur)
 	}
-	positions, err := r.ckpt.load(ctx)
-	if err != nil {
-		return err
-	}
-	r.positions = positions
-	return nil
 }
 
 // checkpoint writes the positions if they changed and the interval allows.
+// One goroutine calls it: the polling one, or watch mode's supervisor.
 func (r *eventsReceiver) checkpoint(ctx context.Context) {
 	if r.ckpt != nil {
-		r.ckpt.save(ctx, r.positions, false)
+		r.ckpt.save(ctx, false)
 	}
 }
 
@@ -289,88 +280,37 @@ func (r *eventsReceiver) flush() {
 	if p := r.shutdownCtx.Load(); p != nil {
 		ctx = *p
 	}
-	r.ckpt.save(ctx, r.positions, true)
+	r.ckpt.save(ctx, true)
 }
 
-// failureLog logs a failure that repeats when it starts and when it changes,
-// and the recovery once, so that an outage does not flood the log.
-type failureLog struct {
-	logger                            *zap.Logger
-	failedMsg, stillMsg, recoveredMsg string
-	// countKey is the log field that counts the failures.
-	countKey string
-	failures int
-	lastErr  string
-	since    time.Time
+// markEnd gives a scope its first position with start_at end: the revision
+// where its stored Events end, which a later list or watch starts after.
+func (r *eventsReceiver) markEnd(ctx context.Context, l *lister, s scope) (*cursor, error) {
+	rev, err := l.mark(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	cur := &cursor{}
+	cur.complete(rev)
+	r.moved(s, cur)
+	return cur, nil
 }
 
-func (f *failureLog) fail(err error, retry time.Duration, fields ...zap.Field) {
-	f.failures++
-	if f.failures == 1 {
-		f.since = time.Now()
-	}
-	fields = append(fields, zap.Error(err), zap.Int(f.countKey, f.failures))
-	if msg := err.Error(); msg != f.lastErr {
-		f.logger.Warn(f.failedMsg, append(fields, zap.Duration("retry_in", retry))...)
-		f.lastErr = msg
-		return
-	}
-	f.logger.Debug(f.stillMsg, fields...)
-}
-
-func (f *failureLog) ok() {
-	if f.failures > 0 {
-		f.logger.Info(f.recoveredMsg,
-			zap.Int(f.countKey, f.failures), zap.Duration("after", time.Since(f.since).Round(time.Second)))
-	}
-	f.failures, f.lastErr = 0, ""
-}
-
-// poll syncs every scope. A scope that fails does not stop the others. ctx
-// governs the lists; delivering, the pages handed to the next consumer.
-func (r *eventsReceiver) poll(ctx, delivering context.Context, l *lister) error {
-	var errs []error
-	var marked []string
-	for _, s := range r.scopes {
-		rev, err := r.pollScope(ctx, delivering, l, s)
-		if err != nil {
-			errs = append(errs, r.classify(ctx, s, err))
-		} else if rev != 0 {
-			marked = append(marked, fmt.Sprintf("%s@%d", s.id(), rev))
-		}
-	}
+// logMarked says where start_at end started, once per pass over the scopes.
+func (r *eventsReceiver) logMarked(marked []string) {
 	if len(marked) > 0 {
 		r.settings.Logger.Info("start_at end: skipped the Events already stored; emitting the changes made after these revisions",
 			zap.Strings("scope_revisions", marked))
 	}
-	return errors.Join(errs...)
-}
-
-// pollScope syncs one scope. On the first poll of a scope with start_at end
-// it only learns where the stored Events end, and returns that revision.
-func (r *eventsReceiver) pollScope(ctx, delivering context.Context, l *lister, s scope) (marked uint64, err error) {
-	cur, ok := r.positions[s.id()]
-	if !ok {
-		cur = &cursor{}
-		if r.cfg.StartAt == StartAtEnd {
-			rev, err := l.mark(ctx, s)
-			if err != nil {
-				return 0, err
-			}
-			cur.complete(rev)
-			r.positions[s.id()] = cur
-			return rev, nil
-		}
-		r.positions[s.id()] = cur
-	}
-	return 0, l.sync(ctx, s, cur, func(events []corev1.Event) error { return r.deliver(delivering, events) })
 }
 
 // deliver converts a page of Events and hands it to the next consumer. A
 // permanent error means the data can never be accepted: it is dropped, and
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
+	handoff := time.Now()
 	logs := r.conv.convert(events, r.now())
+	r.tel.recordDelays(ctx, events, handoff)
 	obsCtx := r.obs.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(obsCtx, logs)
 	r.obs.EndLogsOp(obsCtx, format, len(events), err)
@@ -382,8 +322,9 @@ func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) err
 	return err
 }
 
-// classify counts an error and, for a 403, names the RBAC rule that is missing.
-func (r *eventsReceiver) classify(ctx context.Context, s scope, err error) error {
+// classify counts an error of a list or watch (verb) and, for a 403, names
+// the RBAC rule that is missing; for a 400 about the field selector, the key.
+func (r *eventsReceiver) classify(ctx context.Context, s scope, verb string, err error) error {
 	var de errDeliver
 	switch {
 	case errors.As(err, &de):
@@ -395,9 +336,12 @@ func (r *eventsReceiver) classify(ctx context.Context, s scope, err error) error
 		if s.namespace != "" {
 			where = fmt.Sprintf("in namespace %q (Role)", s.namespace)
 		}
-		return fmt.Errorf("%w; RBAC: grant verb \"list\" on resource \"events\" (apiGroups [\"\"]) %s", err, where)
+		return fmt.Errorf("%w; RBAC: grant verb %q on resource \"events\" (apiGroups [\"\"]) %s", err, verb, where)
+	case apierrors.IsBadRequest(err) && r.cfg.FieldSelector != "":
+		r.tel.recordError(ctx, verb)
+		return fmt.Errorf("%w; field_selector: the API server refused %q (Events support fields such as involvedObject.kind, involvedObject.name, reason, type, source, reportingComponent)", err, r.cfg.FieldSelector)
 	default:
-		r.tel.recordError(ctx, "list")
+		r.tel.recordError(ctx, verb)
 		return err
 	}
 }

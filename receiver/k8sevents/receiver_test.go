@@ -3,6 +3,7 @@ package k8sevents
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,6 +94,7 @@ type recordSink struct {
 	mu      sync.Mutex
 	seen    map[string]int // "name@resourceVersion" -> deliveries
 	order   []string
+	batches []int // records per ConsumeLogs
 	refuse  atomic.Pointer[error]
 	refused atomic.Int64
 }
@@ -109,6 +111,7 @@ func (s *recordSink) ConsumeLogs(_ context.Context, ld plog.Logs) error {
 	if s.seen == nil {
 		s.seen = make(map[string]int)
 	}
+	s.batches = append(s.batches, ld.LogRecordCount())
 	for _, lr := range allRecords(ld) {
 		name, _ := lr.Attributes().Get(attrEventName)
 		rv, _ := lr.Attributes().Get(attrEventResourceVersion)
@@ -235,7 +238,11 @@ func TestNamespaces(t *testing.T) {
 func TestExpiredContinueToken(t *testing.T) {
 	for name, expired := range map[string]error{
 		"resource expired": apierrors.NewResourceExpired("the provided continue parameter is too old"),
-		"gone":             apierrors.NewGone("too old resource version"),
+		// What apierrors.NewGone (deprecated) builds: older servers answer so.
+		"gone": &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure, Code: http.StatusGone,
+			Reason: metav1.StatusReasonGone, Message: "too old resource version",
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			api := newFakeAPI()

@@ -91,7 +91,8 @@ func TestShutdownContextBoundsTheWait(t *testing.T) {
 	go func() { done <- h.rcv.Shutdown(ctx) }()
 	cancel()
 	select {
-	case <-done:
+	case err := <-done:
+		require.NoError(t, err)
 	case <-time.After(time.Minute):
 		close(gate.release) // let the cleanup's Shutdown end
 		t.Fatal("Shutdown kept waiting for the held page after its context ended")

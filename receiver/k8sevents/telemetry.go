@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents/internal/metadata"
 )
@@ -22,8 +23,24 @@ type telemetry struct {
 	relists      metric.Int64Counter
 	checkpoints  metric.Int64Counter
 	leader       metric.Int64Gauge
+	delay        metric.Float64Histogram
+	restarts     metric.Int64Counter
+	scopeState   metric.Int64Gauge
 	attrs        metric.MeasurementOption
 }
+
+// delayBuckets are the bounds of the delay histogram, in seconds: from a
+// watch's fraction of a second to a poll's minutes and a backlog's hour.
+var delayBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600}
+
+// Scope states of watch mode, the values of the scope_state gauge's state.
+const (
+	stateListing   = "listing"
+	stateStreaming = "streaming"
+	stateRetrying  = "retrying"
+)
+
+var scopeStates = []string{stateListing, stateStreaming, stateRetrying}
 
 var (
 	outcomeSuccess = attribute.String("outcome", "success")
@@ -44,7 +61,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("Pages of Events read from the Kubernetes API."), metric.WithUnit("{page}"))
 	errs = errors.Join(errs, err)
 	t.errors, err = meter.Int64Counter("otelcol_receiver_k8sevents_errors",
-		metric.WithDescription("Failed list requests and deliveries, by kind (list, forbidden, consume)."), metric.WithUnit("{error}"))
+		metric.WithDescription("Failed list and watch requests and deliveries, by kind (list, watch, forbidden, consume)."), metric.WithUnit("{error}"))
 	errs = errors.Join(errs, err)
 	t.relists, err = meter.Int64Counter("otelcol_receiver_k8sevents_relists",
 		metric.WithDescription("Lists restarted because their continue token expired (410 Gone)."), metric.WithUnit("{relist}"))
@@ -53,7 +70,17 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("Writes of the resume point (storage or checkpoint), by outcome."), metric.WithUnit("{write}"))
 	errs = errors.Join(errs, err)
 	t.leader, err = meter.Int64Gauge("otelcol_receiver_k8sevents_leader",
-		metric.WithDescription("1 while this replica holds the leader_election Lease and polls, else 0; only with leader_election."), metric.WithUnit("1"))
+		metric.WithDescription("1 while this replica holds the leader_election Lease and reads Events, else 0; only with leader_election."), metric.WithUnit("1"))
+	errs = errors.Join(errs, err)
+	t.delay, err = meter.Float64Histogram("otelcol_receiver_k8sevents_delivery_delay",
+		metric.WithDescription("Time from when an Event last happened (the record's timestamp) to its hand-off to the next consumer."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(delayBuckets...))
+	errs = errors.Join(errs, err)
+	t.restarts, err = meter.Int64Counter("otelcol_receiver_k8sevents_watch_restarts",
+		metric.WithDescription("Watches started again, by cause (timeout, gone, error, stall, refused); watch mode only."), metric.WithUnit("{restart}"))
+	errs = errors.Join(errs, err)
+	t.scopeState, err = meter.Int64Gauge("otelcol_receiver_k8sevents_scope_state",
+		metric.WithDescription("1 for the state each scope is in (listing, streaming, retrying), 0 for the others; watch mode only."), metric.WithUnit("1"))
 	errs = errors.Join(errs, err)
 	return t, errs
 }
@@ -85,4 +112,29 @@ func (t *telemetry) recordLeader(ctx context.Context, leading bool) {
 		v = 1
 	}
 	t.leader.Record(ctx, v, t.attrs)
+}
+
+// recordDelays records, for each Event handed on at handoff, how long after
+// it last happened that was. Events without a usable time are left out.
+func (t *telemetry) recordDelays(ctx context.Context, events []corev1.Event, handoff time.Time) {
+	for i := range events {
+		if last, ok := lastTime(&events[i]); ok {
+			t.delay.Record(ctx, handoff.Sub(last).Seconds(), t.attrs)
+		}
+	}
+}
+
+func (t *telemetry) recordRestart(ctx context.Context, cause string) {
+	t.restarts.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("cause", cause)))
+}
+
+// recordState records that a scope is now in state.
+func (t *telemetry) recordState(ctx context.Context, s scope, state string) {
+	for _, st := range scopeStates {
+		var v int64
+		if st == state {
+			v = 1
+		}
+		t.scopeState.Record(ctx, v, t.attrs, metric.WithAttributes(attribute.String("scope", s.id()), attribute.String("state", st)))
+	}
 }

@@ -64,7 +64,7 @@ func main() {
 }
 
 func run(ctx context.Context, out, dir string, timeout time.Duration) (err error) {
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err = os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)

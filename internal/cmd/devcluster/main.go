@@ -46,8 +46,8 @@ func run(ctx context.Context, logger *log.Logger, dir string, story bool) (err e
 	}
 	// The kubeconfig's appearance says "ready" to scripts: never leave an old one.
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.Remove(kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove old kubeconfig: %w", err)
+	if rmErr := os.Remove(kubeconfig); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) {
+		return fmt.Errorf("remove old kubeconfig: %w", rmErr)
 	}
 
 	logger.Printf("starting control plane in %s", filepath.Join(dir, "cluster"))

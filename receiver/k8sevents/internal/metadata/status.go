@@ -15,3 +15,14 @@ var (
 
 // LogsStability is the stability of the logs signal.
 const LogsStability = component.StabilityLevelAlpha
+
+// Version is the release of the module github.com/k8sevents/otelcol-k8sevents
+// that this receiver belongs to (git tag "v" + Version). It is the one place
+// the version is written in code: the receiver's user agent carries it in any
+// distribution, and tests hold builder-config.yaml (dist.version and the
+// module's own gomod), CHANGELOG.md and both READMEs to it.
+const Version = "0.1.0"
+
+// UserAgentProduct names the receiver in the user agent of its API requests,
+// as Kubernetes audit logs show it: UserAgentProduct/Version.
+const UserAgentProduct = "k8seventsreceiver"

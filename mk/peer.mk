@@ -1,0 +1,49 @@
+# The peer that `make bench-peer` measures ours against: the collector-contrib
+# k8s_events receiver v0.148.0, built by ocb v0.148.0 from tools/peer.
+#
+# Included by the top-level Makefile after it defines ROOT, BIN, GO,
+# COLLECTOR, and the targets build and kube. tools/peer is a Go module of its
+# own (its go.mod and go.sum, written by ocb, are committed), so these
+# versions never reach the product's go.mod or builder-config.yaml. The
+# contrib modules are not in the checksum database this machine can reach,
+# hence GONOSUMDB for that build only; go.sum still pins their checksums.
+
+# Included before the Makefile's first rule: keep `all` the default goal.
+peer_default_goal := $(.DEFAULT_GOAL)
+
+PEER_OCB_VERSION := v0.148.0
+PEER_OCB         := $(BIN)/ocb-$(PEER_OCB_VERSION)
+PEER             := $(BIN)/otelcol-peer
+PEER_GONOSUMDB   := github.com/open-telemetry/opentelemetry-collector-contrib
+
+# The variants bench-peer runs, in order: poll (ours, interval 10s), watch
+# (ours, mode: watch) and peer. Example: make bench-peer BENCH_PEER_VARIANTS=poll,peer
+BENCH_PEER_VARIANTS ?= poll,watch,peer
+# More flags for internal/cmd/benchpeer (go run ./internal/cmd/benchpeer -h).
+BENCH_PEER_FLAGS    ?=
+
+.PHONY: peer bench-peer
+
+## peer: the collector-contrib k8s_events receiver v0.148.0 in .bin/otelcol-peer.
+peer: $(PEER)
+
+$(PEER_OCB):
+	@mkdir -p $(@D)
+	GOBIN=$(BIN)/ocb-$(PEER_OCB_VERSION).d $(GO) install go.opentelemetry.io/collector/cmd/builder@$(PEER_OCB_VERSION)
+	mv $(BIN)/ocb-$(PEER_OCB_VERSION).d/builder $@ && rmdir $(BIN)/ocb-$(PEER_OCB_VERSION).d
+
+# ocb writes the sources (the same as committed) into tools/peer and builds
+# tools/peer/otelcol-peer (git-ignored), which is moved into .bin.
+$(PEER): $(PEER_OCB) $(ROOT)/tools/peer/builder-config.yaml $(ROOT)/tools/peer/go.sum
+	cd $(ROOT)/tools/peer && GONOSUMDB=$(PEER_GONOSUMDB) $(PEER_OCB) --config builder-config.yaml
+	mv $(ROOT)/tools/peer/otelcol-peer $@
+
+## bench-peer: ours (poll, watch) and the peer, one at a time on one API server
+## with 100,000 Events stored; prints a Markdown table for BENCHMARKS.md.
+bench-peer: build kube peer
+	$(GO) run ./internal/cmd/benchpeer -collector $(COLLECTOR) -peer $(PEER) -kube-bin $(BIN) \
+		-variants $(BENCH_PEER_VARIANTS) \
+		-command "make bench-peer BENCH_PEER_VARIANTS=$(BENCH_PEER_VARIANTS)$(if $(BENCH_PEER_FLAGS), BENCH_PEER_FLAGS='$(BENCH_PEER_FLAGS)')" \
+		$(BENCH_PEER_FLAGS)
+
+.DEFAULT_GOAL := $(peer_default_goal)
