@@ -244,7 +244,10 @@ func (st *streamer) watch(ctx context.Context) (cause string, err error) {
 	flush := func() error {
 		gathering = false
 		due.Stop()
-		return st.flush(ctx, upTo)
+		err := st.flush(ctx, upTo)
+		// A slow consumer is not a silent watch: count from now.
+		stall.Reset(r.watch.stallAfter)
+		return err
 	}
 	for {
 		select {

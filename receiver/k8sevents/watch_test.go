@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -380,4 +381,25 @@ func TestWatchShutdownFinishesTheBatchBeingDelivered(t *testing.T) {
 	delivered := h.sink.count()
 	require.Positive(t, delivered)
 	assert.Equal(t, uint64(100+delivered), decodeSaved(t, st.get(storageKey)).Scopes["*"].Mark, "the flush covers the finished batch")
+}
+
+// A consumer slower than the stall timeout does not make the watch look
+// stalled: the silence is counted from the end of each delivery.
+func TestWatchSlowConsumerIsNotAStall(t *testing.T) {
+	api := newFakeAPI()
+	h := newHarness(t, api, func(cfg *Config) { withWatch(cfg); cfg.StartAt = StartAtEnd })
+	h.rcv.watch.stallAfter = 50 * time.Millisecond
+	inner := h.sink
+	h.rcv.next = consumerFunc(func(ctx context.Context, ld plog.Logs) error {
+		time.Sleep(150 * time.Millisecond) // three stall timeouts per batch
+		return inner.ConsumeLogs(ctx, ld)
+	})
+	h.start(t)
+	require.Eventually(t, func() bool { return api.watchCalls() == 1 }, time.Minute, time.Millisecond)
+	for i := range 3 {
+		api.add(newEvent("default", fmt.Sprintf("ev-%d", i)))
+		require.Eventually(t, func() bool { return inner.count() > i }, time.Minute, time.Millisecond)
+	}
+	assert.Zero(t, counterBy(t, h.tel, "otelcol_receiver_k8sevents_watch_restarts", "cause", causeStall))
+	assert.Equal(t, 1, api.watchCalls())
 }
