@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,8 +67,23 @@ func Start(t testing.TB) *Sink {
 // StartFiltered starts a sink that accepts every record but keeps only those
 // for which keep holds, closed in t.Cleanup.
 func StartFiltered(t testing.TB, keep func(Record) bool) *Sink {
+	return StartOn(t, "127.0.0.1:0", keep)
+}
+
+// StartOn is StartFiltered listening on addr (host:port; port 0 picks a
+// free one), for collectors that cannot reach 127.0.0.1, such as those in
+// Pods.
+func StartOn(t testing.TB, addr string, keep func(Record) bool) *Sink {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("otlpsink: listen on %s: %v", addr, err)
+	}
 	s := &Sink{cond: make(chan struct{}), keep: keep}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Listener.Close()
+	s.srv.Listener = l
+	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	return s
 }
