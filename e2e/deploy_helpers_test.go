@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -155,40 +154,6 @@ func holderPod(identity string) string {
 		return identity
 	}
 	return identity[:i]
-}
-
-// workloadPod is a Pod of one busybox container "main" running script,
-// never pulled, stopped 1s after SIGTERM (busybox as PID 1 ignores it).
-func workloadPod(namespace, name, script string, mods ...func(*corev1.Pod)) *corev1.Pod {
-	grace := int64(1)
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: &grace,
-			Containers: []corev1.Container{{
-				Name: "main", Image: kubetest.BusyboxImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", script},
-			}},
-		},
-	}
-	for _, m := range mods {
-		m(p)
-	}
-	return p
-}
-
-func memoryLimit(q string) func(*corev1.Pod) {
-	return func(p *corev1.Pod) {
-		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(q)}
-	}
-}
-
-func failingLiveness(p *corev1.Pod) {
-	p.Spec.Containers[0].LivenessProbe = &corev1.Probe{
-		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}},
-		PeriodSeconds:    2,
-		FailureThreshold: 1,
-	}
 }
 
 // waitEvent waits until an Event with reason about the Pod (or Node) name

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,15 +33,16 @@ type kubeletEvent struct {
 	message     string // a part of it
 }
 
+// wantKubeletEvents are what kubetest.TroublePods make the kubelet report.
 var wantKubeletEvents = []kubeletEvent{
-	{"started", "Pulled", plog.SeverityNumberInfo, "already present on machine"},
-	{"started", "Created", plog.SeverityNumberInfo, "Container created"},
-	{"started", "Started", plog.SeverityNumberInfo, "Container started"},
-	{"crashloop", "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
-	{"oom", "Started", plog.SeverityNumberInfo, "Container started"},
-	{"oom", "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
-	{"liveness", "Unhealthy", plog.SeverityNumberWarn, "Liveness probe failed"},
-	{"liveness", "Killing", plog.SeverityNumberInfo, "Container main failed liveness probe, will be restarted"},
+	{kubetest.PodStarted, "Pulled", plog.SeverityNumberInfo, "already present on machine"},
+	{kubetest.PodStarted, "Created", plog.SeverityNumberInfo, "Container created"},
+	{kubetest.PodStarted, "Started", plog.SeverityNumberInfo, "Container started"},
+	{kubetest.PodCrashLoop, "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
+	{kubetest.PodOOM, "Started", plog.SeverityNumberInfo, "Container started"},
+	{kubetest.PodOOM, "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
+	{kubetest.PodLiveness, "Unhealthy", plog.SeverityNumberWarn, "Liveness probe failed"},
+	{kubetest.PodLiveness, "Killing", plog.SeverityNumberInfo, "Container main failed liveness probe, will be restarted"},
 }
 
 // TestDeployed deploys the collector the way the README says, with kubectl
@@ -107,7 +110,7 @@ func TestDeployed(t *testing.T) {
 	s.Stop()
 
 	// The workload stops; then every Event must be in the sink once.
-	for _, name := range []string{"started", "crashloop", "oom", "liveness"} {
+	for _, name := range []string{kubetest.PodStarted, kubetest.PodCrashLoop, kubetest.PodOOM, kubetest.PodLiveness} {
 		if err := c.CoreV1().Pods(workloadNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete pod %s: %v", name, err)
 		}
@@ -161,13 +164,7 @@ func TestDeployed(t *testing.T) {
 // in the Pod's status).
 func runWorkload(t *testing.T, c kubernetes.Interface) {
 	createNamespaces(t, c, workloadNamespace)
-	for _, p := range []*corev1.Pod{
-		workloadPod(workloadNamespace, "started", "exec sleep 3600"),
-		workloadPod(workloadNamespace, "crashloop", "echo failing; exit 3"),
-		// dd reads 200 MB into one buffer: more than the limit.
-		workloadPod(workloadNamespace, "oom", "exec dd if=/dev/zero of=/dev/null bs=200M count=1", memoryLimit("32Mi")),
-		workloadPod(workloadNamespace, "liveness", "exec sleep 3600", failingLiveness),
-	} {
+	for _, p := range kubetest.TroublePods(workloadNamespace) {
 		if _, err := c.CoreV1().Pods(workloadNamespace).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod %s: %v", p.Name, err)
 		}
@@ -176,7 +173,7 @@ func runWorkload(t *testing.T, c kubernetes.Interface) {
 		waitEvent(t, c, workloadNamespace, "Pod", w.pod, w.reason)
 	}
 	poll(t, "pod oom's container OOMKilled", func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(workloadNamespace).Get(ctx, "oom", metav1.GetOptions{})
+		p, err := c.CoreV1().Pods(workloadNamespace).Get(ctx, kubetest.PodOOM, metav1.GetOptions{})
 		if err != nil || len(p.Status.ContainerStatuses) == 0 {
 			return false, err
 		}
@@ -257,7 +254,11 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
 			t.Errorf("no record of the kubelet's %s Event about pod %s (%q, severity %v, container main)", w.reason, w.pod, w.message, w.severity)
 		}
 	}
-	for _, reason := range []string{"Starting", "NodeReady"} {
+	nodeWant := []string{"Starting", "NodeReady"}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); errors.Is(err, os.ErrNotExist) {
+		nodeWant = append(nodeWant, "CgroupV1") // the kubelet warns on cgroup v1
+	}
+	for _, reason := range nodeWant {
 		if !nodeReasons[reason] {
 			t.Errorf("no record of the kubelet's %s Event about Node %s", reason, kubetest.NodeName)
 		}
@@ -282,7 +283,7 @@ func TestDeployedNamespaced(t *testing.T) {
 				want = append(want, eventID(ev))
 			}
 		}
-		p := workloadPod(ns, "started", "exec sleep 3600")
+		p := kubetest.BusyboxPod(ns, "started", "exec sleep 3600")
 		if _, err := c.CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod %s/%s: %v", ns, p.Name, err)
 		}

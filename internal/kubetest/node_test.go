@@ -25,17 +25,7 @@ func TestNode(t *testing.T) {
 	rec := n.rec
 
 	ns := createNamespace(t, c, "work")
-	never := int64(0)
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "sleeper"},
-		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: &never,
-			Containers: []corev1.Container{{
-				Name: "main", Image: BusyboxImage, ImagePullPolicy: corev1.PullNever,
-				Command: []string{"sh", "-c", "echo hello from the node; exec sleep 3600"},
-			}},
-		},
-	}
+	pod := BusyboxPod(ns, "sleeper", "echo hello from the node; exec sleep 3600")
 	if _, err := c.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
