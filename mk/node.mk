@@ -31,7 +31,8 @@ node-packages:
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "node: not installing$$missing (needs root and apt-get); the tests that need a node will skip" >&2; exit 0; \
+		[ "$(NODE_NOTE)" = quiet ] || echo "node: not installing$$missing (needs root and apt-get); the tests that need a node will skip" >&2; \
+		exit 0; \
 	fi; \
 	echo "node: apt-get install$$missing" >&2; \
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
