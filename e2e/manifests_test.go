@@ -1,6 +1,12 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -244,5 +250,118 @@ func TestDeployConfigValidates(t *testing.T) {
 				t.Errorf("otelcol-k8sevents %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
 		})
+	}
+}
+
+// TestDockerfileMatchesImage: the Dockerfile, which no test can build
+// (there is no Docker engine here), describes the image that `make image`
+// writes: the same files, entrypoint, arguments and user.
+func TestDockerfileMatchesImage(t *testing.T) {
+	image := testbin.Find(t, EnvImage, "_build/otelcol-k8sevents-image.tar", "run `make image`")
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, files := readImage(t, image)
+
+	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entrypoint, cmd []string
+	var user string
+	var copied []string
+	stage := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		instr, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch instr {
+		case "FROM":
+			stage++
+		case "ENTRYPOINT":
+			mustJSON(t, arg, &entrypoint)
+		case "CMD":
+			mustJSON(t, arg, &cmd)
+		case "USER":
+			user = arg
+		case "COPY":
+			if f := strings.Fields(arg); stage == 2 {
+				copied = append(copied, f[len(f)-1])
+			}
+		}
+	}
+	slices.Sort(copied)
+	if !slices.Equal(entrypoint, cfg.Entrypoint) || !slices.Equal(cmd, cfg.Cmd) || user != cfg.User {
+		t.Errorf("Dockerfile: ENTRYPOINT %q CMD %q USER %q; the image: %q %q %q", entrypoint, cmd, user, cfg.Entrypoint, cfg.Cmd, cfg.User)
+	}
+	if !slices.Equal(copied, files) {
+		t.Errorf("Dockerfile copies %v; the image holds %v", copied, files)
+	}
+}
+
+type imageRunConfig struct {
+	Entrypoint []string
+	Cmd        []string
+	User       string
+}
+
+// readImage reads an image tarball's run configuration and the regular
+// files of its layer, through index.json as containerd does.
+func readImage(t *testing.T, path string) (imageRunConfig, []string) {
+	t.Helper()
+	blobs := map[string][]byte{}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if blobs[h.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blob := func(digest string) []byte { return blobs["blobs/sha256/"+strings.TrimPrefix(digest, "sha256:")] }
+	var idx struct{ Manifests []struct{ Digest string } }
+	mustJSON(t, string(blobs["index.json"]), &idx)
+	var man struct {
+		Config struct{ Digest string }
+		Layers []struct{ Digest string }
+	}
+	mustJSON(t, string(blob(idx.Manifests[0].Digest)), &man)
+	var cfg struct{ Config imageRunConfig }
+	mustJSON(t, string(blob(man.Config.Digest)), &cfg)
+	zr, err := gzip.NewReader(bytes.NewReader(blob(man.Layers[0].Digest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	lr := tar.NewReader(zr)
+	for {
+		h, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			files = append(files, "/"+h.Name)
+		}
+	}
+	slices.Sort(files)
+	return cfg.Config, files
+}
+
+func mustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("decode %q: %v", s, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,8 +73,22 @@ func TestNode(t *testing.T) {
 
 	// While it runs, the node has processes (containers, shims), mounts,
 	// cgroups and a bridge.
-	if len(cgroupProcs(rec.CgroupRoot)) == 0 {
+	procs := cgroupProcs(rec.CgroupRoot)
+	if len(procs) == 0 {
 		t.Error("no process in the node's cgroups while a Pod runs")
+	}
+	// A Pod reaches this machine on its bridge, and nothing else: it has no
+	// default route.
+	for _, pid := range procs {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "net", "route"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[1] == "00000000" {
+				t.Errorf("process %d of a Pod has a default route: %s", pid, line)
+			}
+		}
 	}
 	if len(mountsBelow(rec.Dir)) == 0 {
 		t.Error("nothing mounted below the node's directory while a Pod runs")
