@@ -1,6 +1,8 @@
 // Package kubetest starts a real, local Kubernetes control plane (etcd,
 // kube-apiserver and optionally kube-controller-manager and kube-scheduler)
-// from the binaries that `make kube` builds into the repository's .bin.
+// from the binaries that `make kube` builds into the repository's .bin, and
+// optionally a real node: containerd and a kubelet that run Pods (see Node;
+// it needs root and what `make node` installs and builds).
 //
 // The core API (Start, ControlPlane) does not depend on package testing, so
 // commands such as internal/cmd/devcluster use it too; StartForTest wraps it
