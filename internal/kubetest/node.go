@@ -362,7 +362,12 @@ func (n *Node) cniConfig() string {
 func (n *Node) startKubelet(ctx context.Context) error {
 	cp := n.cp
 	config := filepath.Join(n.rec.Dir, "kubelet.yaml")
+	// The configuration names the ports that launch picks.
+	var writeErr error
 	ready := func(ctx context.Context, _ []int) error {
+		if writeErr != nil {
+			return fmt.Errorf("write %s: %w", config, writeErr)
+		}
 		node, err := cp.client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -378,10 +383,7 @@ func (n *Node) startKubelet(ctx context.Context) error {
 		return fmt.Errorf("node %s: no Ready condition yet", NodeName)
 	}
 	ports, err := cp.launch(ctx, Kubelet, 2, func(ports []int) []string {
-		if err := os.WriteFile(config, []byte(n.kubeletConfig(ports[0], ports[1])), 0o644); err != nil {
-			// launch runs the kubelet next, which reports the missing file.
-			fmt.Fprintf(os.Stderr, "kubetest: write %s: %v\n", config, err)
-		}
+		writeErr = os.WriteFile(config, []byte(n.kubeletConfig(ports[0], ports[1])), 0o644)
 		return []string{
 			"--config=" + config,
 			"--kubeconfig=" + cp.kubeconfig,
