@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,4 +128,26 @@ func TestNode(t *testing.T) {
 			t.Errorf("container log link %s left after Stop", l)
 		}
 	}
+}
+
+// TestNodePackagesMatchMakefile: `make node` installs the packages that
+// CheckNode asks for.
+func TestNodePackagesMatchMakefile(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "mk", "node.mk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if pkgs, ok := strings.CutPrefix(line, "NODE_PACKAGES :="); ok {
+			if got := strings.Fields(pkgs); !slices.Equal(got, NodePackages) {
+				t.Errorf("mk/node.mk installs %v; CheckNode wants %v", got, NodePackages)
+			}
+			return
+		}
+	}
+	t.Fatal("no NODE_PACKAGES in mk/node.mk")
 }
