@@ -138,14 +138,16 @@ func sweepStaleNodes() error {
 	return errors.Join(errs...)
 }
 
-// The kubelet changes host settings that outlive it: these sysctls (it sets
-// them to what it wants unless protectKernelDefaults, which instead refuses
-// to start when they differ), and iptables chains and rules (KUBE-FIREWALL
+// The kubelet and CNI change host settings that outlive them: sysctls (the
+// kubelet sets its six to what it wants unless protectKernelDefaults, which
+// instead refuses to start when they differ; the bridge plugin turns on IP
+// forwarding), and iptables chains and rules (the kubelet's KUBE-FIREWALL
 // and two marker chains). The first node on the machine saves how they were;
 // the last one to stop puts them back.
 var kubeletSysctls = []string{
 	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+	"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding",
 }
 
 // hostState is how the machine was before the first node started.
