@@ -24,6 +24,7 @@ KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)
 RECEIVER_SRC := $(shell find receiver processor -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 include mk/loki.mk
+include mk/node.mk
 include mk/demo.mk
 include mk/peer.mk
 
@@ -62,9 +63,10 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 	cd tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$*
 
 ## test: unit tests, then the end-to-end tests against the real control plane
-## and the real collector binary.
-test: build kube loki
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) \
+## (with a real node when run as root: see mk/node.mk) and the real collector
+## binary and image.
+test: build kube loki node image
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.

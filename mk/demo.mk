@@ -6,8 +6,11 @@
 .PHONY: demo run
 
 ## demo: a local control plane whose controllers emit real Events (see
-## internal/cmd/devcluster), and the collector printing them. Ctrl-C stops both.
-demo: build kube
+## internal/cmd/devcluster), with a real node when run as root (see
+## mk/node.mk), and the collector printing them. Ctrl-C stops both.
+## devcluster says in one line why it runs without a node.
+demo: NODE_NOTE := quiet
+demo: build kube node
 	GO="$(GO)" BIN="$(BIN)" COLLECTOR="$(COLLECTOR)" DEMO_DIR="$(ROOT)/.demo" \
 		bash $(ROOT)/scripts/demo.sh
 

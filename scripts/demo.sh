@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: a local control plane whose controllers emit
-# real Events (internal/cmd/devcluster) and the collector printing them.
-# Ctrl-C stops both. Needs `make build kube` first; the Make target does that.
+# real Events, with a real node whose kubelet does too where the machine
+# allows it (internal/cmd/devcluster), and the collector printing them.
+# Ctrl-C stops both, and devcluster removes the node's containers, mounts and
+# bridge. Needs `make build kube node` first; the Make target does that.
 #
 # Environment (set by mk/demo.mk, defaults for running it by hand):
 #   GO         go command                  (go)
@@ -32,7 +34,7 @@ fi
 cluster_pid=
 collector_pid=
 stop() {
-	trap - EXIT INT TERM
+	trap - EXIT INT TERM HUP
 	say "stopping"
 	local pid
 	for pid in $collector_pid $cluster_pid; do
@@ -40,9 +42,13 @@ stop() {
 		wait "$pid" 2>/dev/null || true
 	done
 }
+# A reader of our output that went first (`make demo | tee`) must not stop
+# the cleanup.
+trap '' PIPE
 trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 mkdir -p "$dir"
 rm -f "$kubeconfig"

@@ -1,6 +1,8 @@
 // Package kubetest starts a real, local Kubernetes control plane (etcd,
 // kube-apiserver and optionally kube-controller-manager and kube-scheduler)
-// from the binaries that `make kube` builds into the repository's .bin.
+// from the binaries that `make kube` builds into the repository's .bin, and
+// optionally a real node: containerd and a kubelet that run Pods (see Node;
+// it needs root and what `make node` installs and builds).
 //
 // The core API (Start, ControlPlane) does not depend on package testing, so
 // commands such as internal/cmd/devcluster use it too; StartForTest wraps it
@@ -60,6 +62,13 @@ type Options struct {
 	// --etcd-compaction-interval.
 	EtcdCompactionInterval time.Duration
 
+	// Node also starts a node: containerd and a kubelet, registered as
+	// NodeName, that run Pods for real (see Node). It implies Controllers.
+	// It needs root, the Debian packages in NodePackages and the kubelet in
+	// BinDir (`make node` provides them); CheckNode says what is missing.
+	// Stop removes every container, mount, cgroup and the bridge.
+	Node bool
+
 	// Logs, when not nil, receives a copy of every process's output, each
 	// line prefixed with the process name. The output always goes to
 	// <Dir>/<binary>.log as well.
@@ -102,6 +111,8 @@ type ControlPlane struct {
 	restConfig *rest.Config
 	client     kubernetes.Interface
 
+	node *Node
+
 	mu        sync.Mutex
 	procs     map[string]*process
 	apiArgs   []string
@@ -126,6 +137,12 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	if opts.StopGracePeriod <= 0 {
 		opts.StopGracePeriod = 15 * time.Second
+	}
+	if opts.Node {
+		if err := CheckNode(opts.BinDir); err != nil {
+			return nil, fmt.Errorf("start control plane: %w", err)
+		}
+		opts.Controllers = true
 	}
 
 	cp := &ControlPlane{opts: opts, procs: map[string]*process{}}
@@ -154,7 +171,14 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err = os.RemoveAll(cp.etcdDataDir()); err != nil {
 		return nil, fmt.Errorf("start control plane: clear etcd data: %w", err)
 	}
-	if cp.pki, err = generatePKI(filepath.Join(cp.dir, "pki")); err != nil {
+	var podFacingIPs []net.IP
+	if opts.Node {
+		if cp.node, err = reserveNode(cp); err != nil {
+			return nil, fmt.Errorf("start node: %w", err)
+		}
+		podFacingIPs = append(podFacingIPs, cp.node.HostIP())
+	}
+	if cp.pki, err = generatePKI(filepath.Join(cp.dir, "pki"), podFacingIPs...); err != nil {
 		return nil, fmt.Errorf("start control plane: generate certificates: %w", err)
 	}
 	if err = cp.startEtcd(ctx); err != nil {
@@ -168,8 +192,17 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
+	if cp.node != nil {
+		if err := cp.node.start(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return cp, nil
 }
+
+// BinDir is the directory the control plane's binaries were taken from
+// (kubectl is there too after `make node`).
+func (cp *ControlPlane) BinDir() string { return cp.opts.BinDir }
 
 // Dir is the control plane's working directory.
 func (cp *ControlPlane) Dir() string { return cp.dir }
@@ -258,6 +291,12 @@ func (cp *ControlPlane) launch(ctx context.Context, name string, nports int, arg
 }
 
 func (cp *ControlPlane) spawn(name string, args []string) (*process, error) {
+	return cp.spawnBin(name, filepath.Join(cp.opts.BinDir, name), args)
+}
+
+// spawnBin starts the program bin as the component name, logging to
+// LogPath(name).
+func (cp *ControlPlane) spawnBin(name, bin string, args []string) (*process, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if cp.stopped {
@@ -268,9 +307,9 @@ func (cp *ControlPlane) spawn(name string, args []string) (*process, error) {
 			return nil, errors.New("already running")
 		}
 	}
-	p, err := startProcess(cp.sp, name, filepath.Join(cp.opts.BinDir, name), args, cp.LogPath(name), cp.opts.Logs, cp.dir)
+	p, err := startProcess(cp.sp, name, bin, args, cp.LogPath(name), cp.opts.Logs, cp.dir)
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", filepath.Join(cp.opts.BinDir, name), err)
+		return nil, fmt.Errorf("run %s: %w", bin, err)
 	}
 	cp.procs[name] = p
 	return p, nil
@@ -316,6 +355,8 @@ var readyWhat = map[string]string{
 	KubeAPIServer:         "/readyz",
 	KubeControllerManager: "kube-controller-manager /healthz",
 	KubeScheduler:         "kube-scheduler /healthz",
+	Containerd:            "containerd (ctr version)",
+	Kubelet:               "Node " + NodeName + " Ready",
 }
 
 // httpCheck GETs url with client and wants 200.
@@ -394,6 +435,11 @@ func (cp *ControlPlane) apiServerArgs(port int) []string {
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--profiling=false",
+	}
+	if cp.node != nil {
+		// The kubelet registers NodeName, which no resolver knows: reach it
+		// (for logs, exec) at its address.
+		args = append(args, "--kubelet-preferred-address-types=InternalIP")
 	}
 	if d := cp.opts.EtcdCompactionInterval; d > 0 {
 		args = append(args, "--etcd-compaction-interval="+d.String())

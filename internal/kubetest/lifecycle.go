@@ -62,6 +62,13 @@ func (cp *ControlPlane) Stop() error {
 	cp.stopped = true
 
 	grace := cp.opts.StopGracePeriod
+	var errs []error
+	if cp.node != nil {
+		// First: the kubelet would report the API server gone.
+		if err := cp.node.stop(grace); err != nil {
+			errs = append(errs, fmt.Errorf("stop node: %w", err))
+		}
+	}
 	stopAll := func(names ...string) {
 		var wg sync.WaitGroup
 		for _, n := range names {
@@ -77,7 +84,6 @@ func (cp *ControlPlane) Stop() error {
 	cp.procs = map[string]*process{}
 	cp.sp.close()
 
-	var errs []error
 	if cp.removeDir {
 		if err := os.RemoveAll(cp.dir); err != nil {
 			errs = append(errs, fmt.Errorf("stop control plane: remove %s: %w", cp.dir, err))

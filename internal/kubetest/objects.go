@@ -58,3 +58,54 @@ func Deployment(namespace, name string, replicas int32, cpu, memory string) *app
 		},
 	}
 }
+
+// BusyboxPod is a Pod of one container, main, that runs script with sh in
+// BusyboxImage (never pulled: it is on every node), on a node started with
+// Options.Node. It stops one second after SIGTERM: busybox as PID 1 ignores
+// the signal.
+func BusyboxPod(namespace, name, script string) *corev1.Pod {
+	grace := int64(1)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "main", Image: BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sh", "-c", script},
+			}},
+		},
+	}
+}
+
+// Names of the TroublePods.
+const (
+	PodStarted   = "started"
+	PodCrashLoop = "crashloop"
+	PodOOM       = "oom"
+	PodLiveness  = "liveness"
+)
+
+// TroublePods are Pods whose kubelet Events are the ones people read most:
+//   - started sleeps: Pulled, Created, Started;
+//   - crashloop exits with status 3: BackOff, again and again;
+//   - oom reads 200 MB into one buffer under a 32Mi limit: the container
+//     ends OOMKilled (in the Pod's status; the kubelet reports no Event for
+//     it), then BackOff;
+//   - liveness fails its exec liveness probe: Unhealthy, then Killing
+//     ("Container main failed liveness probe, will be restarted").
+func TroublePods(namespace string) []*corev1.Pod {
+	oom := BusyboxPod(namespace, PodOOM, "exec dd if=/dev/zero of=/dev/null bs=200M count=1")
+	oom.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("32Mi")}
+	liveness := BusyboxPod(namespace, PodLiveness, "exec sleep 3600")
+	liveness.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}},
+		PeriodSeconds:    2,
+		FailureThreshold: 1,
+	}
+	return []*corev1.Pod{
+		BusyboxPod(namespace, PodStarted, "exec sleep 3600"),
+		BusyboxPod(namespace, PodCrashLoop, "echo failing; exit 3"),
+		oom,
+		liveness,
+	}
+}

@@ -66,8 +66,9 @@ func serialNumber() (*big.Int, error) {
 }
 
 // generatePKI writes a CA, the API server's serving certificate, the admin
-// client certificate and the service-account key pair into dir.
-func generatePKI(dir string) (*pki, error) {
+// client certificate and the service-account key pair into dir. The serving
+// certificate names 127.0.0.1, the kubernetes Service and extraIPs.
+func generatePKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func generatePKI(dir string) (*pki, error) {
 			"localhost", "kubernetes", "kubernetes.default",
 			"kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
 		},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, kubernetesServiceIP},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, kubernetesServiceIP}, extraIPs...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serving certificate: %w", err)

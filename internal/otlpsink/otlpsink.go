@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,7 +68,18 @@ func Start(t testing.TB) *Sink {
 // StartFiltered starts a sink that accepts every record but keeps only those
 // for which keep holds, closed in t.Cleanup.
 func StartFiltered(t testing.TB, keep func(Record) bool) *Sink {
-	s := New(keep)
+	return StartOn(t, "127.0.0.1:0", keep)
+}
+
+// StartOn is StartFiltered listening on addr (host:port; port 0 picks a
+// free one), for collectors that cannot reach 127.0.0.1, such as those in
+// Pods.
+func StartOn(t testing.TB, addr string, keep func(Record) bool) *Sink {
+	t.Helper()
+	s, err := listen(addr, keep)
+	if err != nil {
+		t.Fatalf("otlpsink: %v", err)
+	}
 	t.Cleanup(s.Close)
 	return s
 }
@@ -78,6 +90,22 @@ func New(keep func(Record) bool) *Sink {
 	s := &Sink{cond: make(chan struct{}), keep: keep}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// listen starts a sink on addr.
+func listen(addr string, keep func(Record) bool) (*Sink, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &Sink{cond: make(chan struct{}), keep: keep}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	if err := s.srv.Listener.Close(); err != nil {
+		return nil, errors.Join(fmt.Errorf("replace the test server's listener: %w", err), l.Close())
+	}
+	s.srv.Listener = l
+	s.srv.Start()
+	return s, nil
 }
 
 // Close stops the sink's server, waiting for the exports in flight.

@@ -31,6 +31,13 @@ var goldenObserved = time.Date(2027, 1, 2, 3, 4, 5, 600_000_007, time.UTC)
 var capturedCases = []string{
 	"deployment-scalingreplicaset",
 	"firsttimestamp-only",
+	"kubelet-node-cgroupv1",
+	"kubelet-node-nodeready",
+	"kubelet-node-starting",
+	"kubelet-pod-backoff",
+	"kubelet-pod-liveness",
+	"kubelet-pod-oomkilled",
+	"kubelet-pod-started",
 	"node-nodenotready",
 	"node-registerednode",
 	"pod-failedscheduling-series",

@@ -3,6 +3,10 @@
 // returns them, to one JSON file (a v1 EventList) per case:
 //
 //	go run ./internal/cmd/captureevents -out receiver/k8sevents/testdata/events
+//
+// With -node it starts a real node too (containerd and a kubelet: root and
+// `make node` needed) and writes the kubelet's Events instead, to the files
+// named kubelet-*.json.
 package main
 
 import (
@@ -46,6 +50,7 @@ func main() {
 	out := flag.String("out", "", "directory the Event files are written to (required)")
 	dir := flag.String("dir", "", "control plane work directory, kept with its logs (default: a temporary directory, removed on exit)")
 	timeout := flag.Duration("timeout", 15*time.Minute, "how long to wait for all Events")
+	node := flag.Bool("node", false, "start a real node and capture the kubelet's Events (kubelet-*.json) instead")
 	flag.Parse()
 	if *out == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -55,7 +60,7 @@ func main() {
 	log.SetPrefix("captureevents: ")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *out, *dir, *timeout)
+	err := run(ctx, *out, *dir, *timeout, *node)
 	stop()
 	if err != nil {
 		log.Print(err)
@@ -63,15 +68,20 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, out, dir string, timeout time.Duration) (err error) {
+func run(ctx context.Context, out, dir string, timeout time.Duration, node bool) (err error) {
 	if err = os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create output directory: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	opts := kubetest.Options{Dir: dir, Controllers: true, NodeMonitorGracePeriod: nodeGracePeriod}
+	if node {
+		// The real kubelet registers node-1 and keeps it Ready.
+		opts = kubetest.Options{Dir: dir, Node: true}
+	}
 	log.Print("starting control plane")
-	cp, err := kubetest.Start(ctx, kubetest.Options{Dir: dir, Controllers: true, NodeMonitorGracePeriod: nodeGracePeriod})
+	cp, err := kubetest.Start(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -81,10 +91,14 @@ func run(ctx context.Context, out, dir string, timeout time.Duration) (err error
 	}()
 
 	c := &capturer{client: cp.Client(), out: out}
-	if err := c.provoke(ctx); err != nil {
+	provoke, cases := c.provoke, c.cases
+	if node {
+		provoke, cases = c.provokeKubelet, c.kubeletCases
+	}
+	if err := provoke(ctx); err != nil {
 		return err
 	}
-	for _, cs := range c.cases() {
+	for _, cs := range cases() {
 		if err := c.capture(ctx, cs); err != nil {
 			return err
 		}
@@ -148,6 +162,8 @@ type captureCase struct {
 	pick func([]corev1.Event) []corev1.Event
 	// nudge, when set, runs every nudgeInterval while waiting.
 	nudge func(context.Context) error
+	// check, when set, must pass before the Events are written.
+	check func(context.Context) error
 }
 
 func (c *capturer) cases() []captureCase {
@@ -222,6 +238,11 @@ func (c *capturer) capture(ctx context.Context, cs captureCase) error {
 			return fmt.Errorf("list events for %s: %w", cs.file, err)
 		}
 		if evs := pick(list.Items); len(evs) > 0 {
+			if cs.check != nil {
+				if err := cs.check(ctx); err != nil {
+					return fmt.Errorf("%s: %w", cs.file, err)
+				}
+			}
 			return c.write(cs.file, evs)
 		}
 		if cs.nudge != nil && time.Since(lastNudge) >= nudgeInterval {
