@@ -36,7 +36,7 @@ func kustomize(t *testing.T, dir string) []runtime.Object {
 		t.Skipf("no kubectl: %v", err)
 	}
 	kubectl := filepath.Join(bin, "kubectl")
-	if _, err := os.Stat(kubectl); err != nil {
+	if _, err = os.Stat(kubectl); err != nil {
 		t.Skipf("no kubectl in %s: run `make node`", bin)
 	}
 	root, err := testbin.ModuleRoot()
@@ -313,15 +313,15 @@ func readImage(t *testing.T, path string) (imageRunConfig, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	tr := tar.NewReader(f)
 	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
+		h, next := tr.Next()
+		if errors.Is(next, io.EOF) {
 			break
 		}
-		if err != nil {
-			t.Fatal(err)
+		if next != nil {
+			t.Fatal(next)
 		}
 		if blobs[h.Name], err = io.ReadAll(tr); err != nil {
 			t.Fatal(err)

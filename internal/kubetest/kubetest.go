@@ -139,7 +139,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		opts.StopGracePeriod = 15 * time.Second
 	}
 	if opts.Node {
-		if err := CheckNode(opts.BinDir); err != nil {
+		if err = CheckNode(opts.BinDir); err != nil {
 			return nil, fmt.Errorf("start control plane: %w", err)
 		}
 		opts.Controllers = true

@@ -124,7 +124,7 @@ func (n *Node) KubeletRootDir() string { return filepath.Join(n.rec.Dir, "kubele
 
 func (n *Node) logf(format string, args ...any) {
 	if n.cp.opts.Logs != nil {
-		fmt.Fprintf(n.cp.opts.Logs, "[kubetest] "+format+"\n", args...)
+		_, _ = fmt.Fprintf(n.cp.opts.Logs, "[kubetest] "+format+"\n", args...) // a copy of the log; the node goes on without it
 	}
 }
 
@@ -142,11 +142,11 @@ func reserveNode(cp *ControlPlane) (*Node, error) {
 		return nil, err
 	}
 	defer unlock()
-	if err := sweepStaleNodes(); err != nil {
+	if err = sweepStaleNodes(); err != nil {
 		// What is left belongs to nobody; a new node can still start.
 		fmt.Fprintf(os.Stderr, "kubetest: %v\n", err)
 	}
-	if err := sweepOrphanDirs(); err != nil {
+	if err = sweepOrphanDirs(); err != nil {
 		fmt.Fprintf(os.Stderr, "kubetest: %v\n", err)
 	}
 	live, err := records()
@@ -154,7 +154,7 @@ func reserveNode(cp *ControlPlane) (*Node, error) {
 		return nil, err
 	}
 	if len(live) == 0 {
-		if err := saveHostState(); err != nil {
+		if err = saveHostState(); err != nil {
 			return nil, fmt.Errorf("save host settings: %w", err)
 		}
 	}
@@ -268,8 +268,8 @@ func (n *Node) startContainerd(ctx context.Context) error {
 		return err
 	}
 	err = cp.waitReady(ctx, p, readyWhat[Containerd], func(ctx context.Context) error {
-		_, err := n.ctr(ctx, "version")
-		return err
+		_, cerr := n.ctr(ctx, "version")
+		return cerr
 	})
 	if err != nil {
 		return err

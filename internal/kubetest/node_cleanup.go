@@ -184,7 +184,7 @@ func mountInfo() []mount {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost if closing fails
 	var out []mount
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -262,7 +262,7 @@ func deleteLink(name string) error {
 		return nil
 	}
 	if out, err := exec.Command("ip", "link", "delete", name).CombinedOutput(); err != nil && linkExists(name) {
-		return fmt.Errorf("delete link %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("delete link %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

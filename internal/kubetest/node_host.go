@@ -50,13 +50,13 @@ func lockRegistry() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("open node lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("take node lock: %w", err)
+	if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, errors.Join(fmt.Errorf("take node lock: %w", err), f.Close())
 	}
 	return func() {
+		// Closing releases the lock too; an error here leaves nothing held.
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
+		_ = f.Close()
 	}, nil
 }
 

@@ -75,7 +75,7 @@ func (n nodeNet) create() error {
 		{"link", "set", n.bridge, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 		}
 	}
 	return nil
@@ -115,7 +115,7 @@ func (p *tcpProxy) serve() {
 			return
 		}
 		if !p.track(c) {
-			c.Close()
+			_ = c.Close() // refused while closing: nothing to report
 			return
 		}
 		p.wg.Go(func() { p.forward(c) })
@@ -137,7 +137,7 @@ func (p *tcpProxy) untrack(cs ...net.Conn) {
 	defer p.mu.Unlock()
 	for _, c := range cs {
 		delete(p.conns, c)
-		c.Close()
+		_ = c.Close() // the forwarded stream ended; a failed close loses nothing
 	}
 }
 
@@ -148,7 +148,7 @@ func (p *tcpProxy) forward(c net.Conn) {
 		return
 	}
 	if !p.track(up) {
-		up.Close()
+		_ = up.Close() // refused while closing: nothing to report
 		p.untrack(c)
 		return
 	}
@@ -171,7 +171,7 @@ func (p *tcpProxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	for c := range p.conns {
-		c.Close()
+		_ = c.Close() // cut every forwarded stream; the listener's error is what Close reports
 	}
 	p.mu.Unlock()
 	err := p.l.Close()

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -154,10 +155,10 @@ func Write(w io.Writer, img Image) error {
 	if err != nil {
 		return err
 	}
-	if _, err := zw.Write(layerTar); err != nil {
+	if _, err = zw.Write(layerTar); err != nil {
 		return err
 	}
-	if err := zw.Close(); err != nil {
+	if err = zw.Close(); err != nil {
 		return err
 	}
 
@@ -257,8 +258,7 @@ func WriteFile(path string, img Image) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return err
+		return errors.Join(err, os.Remove(tmp))
 	}
 	return os.Rename(tmp, path)
 }

@@ -18,7 +18,7 @@ func CheckStatic(path string) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing is lost if closing fails
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			return fmt.Errorf("check %s: %w: it names a dynamic loader (build it with CGO_ENABLED=0)", path, ErrNotStatic)

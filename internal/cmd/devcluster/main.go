@@ -67,12 +67,12 @@ func run(ctx context.Context, logger *log.Logger, dir string, story, node bool) 
 		NodeMonitorGracePeriod: nodeMonitorGracePeriod,
 	}
 	if node {
-		bin, err := kubetest.FindBinDir()
-		if err == nil {
-			err = kubetest.CheckNode(bin)
+		bin, why := kubetest.FindBinDir()
+		if why == nil {
+			why = kubetest.CheckNode(bin)
 		}
-		if err != nil {
-			logger.Printf("no node, so no container Events (%v); playing the story without one", err)
+		if why != nil {
+			logger.Printf("no node, so no container Events (%v); playing the story without one", why)
 			node = false
 		}
 	}
