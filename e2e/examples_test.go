@@ -104,8 +104,8 @@ func TestExampleConfigsValidate(t *testing.T) {
 
 // TestAggregationExampleJoinsTheLogsPipeline: examples/aggregation.yaml,
 // added after otelcol-config.yaml, puts the processor into the Loki
-// pipeline (a list replaces the list of the first file) and leaves the
-// count pipeline alone.
+// pipeline (a list replaces the list of the first file), before
+// transform/loki, and leaves the count pipeline alone.
 func TestAggregationExampleJoinsTheLogsPipeline(t *testing.T) {
 	cmd := exec.Command(collectortest.Binary(t), "print-config", "--mode=unredacted",
 		"--config", filepath.Join("..", "otelcol-config.yaml"), "--config", filepath.Join("..", "examples", "aggregation.yaml"))
@@ -124,7 +124,7 @@ func TestAggregationExampleJoinsTheLogsPipeline(t *testing.T) {
 	if err := yaml.Unmarshal(out, &cfg); err != nil {
 		t.Fatalf("parse print-config output: %v\n%s", err, out)
 	}
-	if got, want := cfg.Service.Pipelines["logs"].Processors, []string{"memory_limiter", "k8sevents_aggregate"}; !slices.Equal(got, want) {
+	if got, want := cfg.Service.Pipelines["logs"].Processors, []string{"memory_limiter", "k8sevents_aggregate", "transform/loki"}; !slices.Equal(got, want) {
 		t.Errorf("logs processors %v, want %v", got, want)
 	}
 	if got := cfg.Service.Pipelines["logs/count"].Processors; slices.Contains(got, "k8sevents_aggregate") {
