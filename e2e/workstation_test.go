@@ -131,7 +131,7 @@ func TestWorkstationCommand(t *testing.T) {
 		for _, e := range entries {
 			perUID[e.StructuredMetadata["k8s_event_uid"]]++
 			if p := e.StructuredMetadata["k8s_pod_name"]; p != "" {
-				pods[p] = true
+				pods[e.Labels["k8s_namespace_name"]+"/"+p] = true
 			}
 			for name := range e.Labels {
 				if !slices.Contains([]string{"k8s_cluster_name", "k8s_namespace_name", "service_name"}, name) {
