@@ -63,8 +63,8 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## and the real collector binary.
-test: build kube loki
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) \
+test: build kube loki peer
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_PEER=$(PEER) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.

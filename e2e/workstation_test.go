@@ -34,6 +34,25 @@ func workstationCommand(t *testing.T, root string) command {
 	return found[0]
 }
 
+// startWorkstation runs the workstation command cmd as written, from
+// root, with its environment (LOKI_OTLP_ENDPOINT pointed at loki) plus
+// KUBECONFIG, HOME and free ports for the listeners, and waits until it has
+// marked where the stored Events end.
+func startWorkstation(t *testing.T, root string, cmd command, loki *lokitest.Loki, kubeconfig, home string) *collectortest.Collector {
+	t.Helper()
+	env := append(cmd.withEnv(t, "LOKI_OTLP_ENDPOINT", loki.OTLPEndpoint()),
+		"KUBECONFIG="+kubeconfig, "HOME="+home,
+		// Other tests and other collectors on this machine hold the default
+		// ports.
+		fmt.Sprintf("HEALTH_CHECK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+		fmt.Sprintf("PROMETHEUS_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+		fmt.Sprintf("METRICS_PORT=%d", collectortest.FreePort(t)))
+	col := collectortest.StartArgs(t, root, cmd.args, env...)
+	col.WaitOutput("Everything is ready", time.Minute)
+	col.WaitOutput("start_at end: skipped the Events already stored", waitLong)
+	return col
+}
+
 // TestWorkstationCommand runs the README's workstation command as written:
 // its arguments, from the repository's root, with the environment it sets
 // (LOKI_OTLP_ENDPOINT pointed at a real Loki) plus KUBECONFIG, HOME and free
@@ -62,16 +81,7 @@ func TestWorkstationCommand(t *testing.T) {
 	loki := lokitest.Start(t)
 
 	home := t.TempDir()
-	env := append(cmd.withEnv(t, "LOKI_OTLP_ENDPOINT", loki.OTLPEndpoint()),
-		"KUBECONFIG="+kubeconfig, "HOME="+home,
-		// Other tests and other collectors on this machine hold the default
-		// ports.
-		fmt.Sprintf("HEALTH_CHECK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
-		fmt.Sprintf("PROMETHEUS_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
-		fmt.Sprintf("METRICS_PORT=%d", collectortest.FreePort(t)))
-	col := collectortest.StartArgs(t, root, cmd.args, env...)
-	col.WaitOutput("Everything is ready", time.Minute)
-	col.WaitOutput("start_at end: skipped the Events already stored", waitLong)
+	col := startWorkstation(t, root, cmd, loki, kubeconfig, home)
 	from := time.Now().Add(-time.Hour)
 
 	// Per namespace, the Pods of a Deployment pulling the same image in the

@@ -59,7 +59,13 @@ func Start(t testing.TB, config string, env ...string) *Collector {
 // as with Start.
 func StartArgs(t testing.TB, dir string, args []string, env ...string) *Collector {
 	t.Helper()
-	bin := Binary(t)
+	return StartProgram(t, Binary(t), dir, args, env...)
+}
+
+// StartProgram is StartArgs with another collector binary, such as the
+// contrib peer that tests compare with.
+func StartProgram(t testing.TB, bin, dir string, args []string, env ...string) *Collector {
+	t.Helper()
 	c := &Collector{t: t, logPath: filepath.Join(t.TempDir(), "collector.log"), done: make(chan struct{})}
 	logFile, err := os.Create(c.logPath)
 	if err != nil {
