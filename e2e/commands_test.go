@@ -103,12 +103,11 @@ func documentedCommands(t *testing.T, root string) []command {
 
 	var out []command
 	scan := func(file string, lineOf func(string) (string, bool)) {
-		f, err := os.Open(filepath.Join(root, file))
+		data, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		s := bufio.NewScanner(f)
+		s := bufio.NewScanner(strings.NewReader(string(data)))
 		var (
 			logical strings.Builder
 			start   int

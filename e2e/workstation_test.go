@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -112,12 +113,18 @@ func TestWorkstationCommand(t *testing.T) {
 		ev.InvolvedObject.APIVersion, ev.InvolvedObject.Name = "apps/v1", "web"
 		create(ns, ev)
 	}
+	// A Warning, which the shipped rules mark as an alert.
+	warning := newEvent(eventSpec{namespace: "payments", name: "web-0.fs", reason: "FailedScheduling",
+		message: "0/3 nodes are available: 3 Insufficient memory."})
+	warning.Type = corev1.EventTypeWarning
+	warning.InvolvedObject.Name, warning.InvolvedObject.UID = "web-0", "uid-payments-web-0"
+	create("payments", warning)
 	// A Node has no namespace; its Events are stored in default.
 	node := newEvent(eventSpec{namespace: "default", name: "node-1", reason: "NodeNotReady", kind: "Node",
 		message: "Node node-1 status is now: NodeNotReady"})
 	node.InvolvedObject.Namespace, node.InvolvedObject.Name, node.InvolvedObject.UID = "", "node-1", ""
 	create("default", node)
-	total := len(namespaces)*(podsPerNamespace+1) + 1
+	total := len(namespaces)*(podsPerNamespace+1) + 2
 
 	const all = `{service_name="k8s-events"}`
 	waitForLoki(t, loki, all, from, total)
@@ -183,6 +190,9 @@ func TestWorkstationCommand(t *testing.T) {
 		slices.Sort(want)
 		t.Logf("%d Events about %d Pods, %d Deployments and a Node in %d namespaces: %d streams: %v",
 			len(entries), len(pods), len(namespaces), len(namespaces), len(series), got)
+		if len(entries) > 0 {
+			t.Logf("index labels: %v; structured metadata: %v", entries[0].Labels, entries[0].StructuredMetadata)
+		}
 		if !slices.Equal(got, want) {
 			t.Errorf("streams %v, want one per namespace and one without: %v", got, want)
 		}
@@ -226,25 +236,36 @@ func TestWorkstationCommand(t *testing.T) {
 		}
 	})
 
-	// The README's queries ("In Loki") run as written: the command's
-	// CLUSTER_NAME, and the namespace and Pod names of this test.
-	t.Run("README queries", func(t *testing.T) {
-		data, err := os.ReadFile(filepath.Join(root, "README.md"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queries := logqlQueries(string(data))
-		if len(queries) == 0 {
-			t.Fatal("no ```logql block in README.md")
-		}
-		for _, q := range queries {
-			entries := query(q)
-			t.Logf("%s: %d lines", q, len(entries))
-			if len(entries) == 0 {
-				t.Errorf("%s: no line", q)
+	// The queries of the README ("In Loki") and of docs/loki.md run as
+	// written: the command's CLUSTER_NAME, and the namespace and Pod names
+	// of this test.
+	for _, doc := range []string{"README.md", "docs/loki.md"} {
+		t.Run(doc+" queries", func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(root, doc))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			queries := logqlQueries(string(data))
+			if len(queries) == 0 {
+				t.Fatalf("no ```logql block in %s", doc)
+			}
+			for _, q := range queries {
+				if metricQuery.MatchString(q) {
+					samples := instant(t, loki, q)
+					t.Logf("%s: %v", q, samples)
+					if len(samples) == 0 {
+						t.Errorf("%s: no series", q)
+					}
+					continue
+				}
+				entries := query(q)
+				t.Logf("%s: %d lines", q, len(entries))
+				if len(entries) == 0 {
+					t.Errorf("%s: no line", q)
+				}
+			}
+		})
+	}
 
 	t.Run("resume point under HOME", func(t *testing.T) {
 		dir := filepath.Join(home, ".local", "state", "otelcol-k8sevents")
@@ -263,6 +284,9 @@ func TestWorkstationCommand(t *testing.T) {
 		t.Errorf("the collector warns about cluster_name although the command sets CLUSTER_NAME=%s", clusterName)
 	}
 }
+
+// metricQuery matches a LogQL metric query, which QueryInstant runs.
+var metricQuery = regexp.MustCompile(`^(sum|count|avg|max|min|rate|count_over_time|sum_over_time)\b`)
 
 // logqlQueries returns the lines of the ```logql blocks of a Markdown
 // document, one query per line.

@@ -123,9 +123,9 @@ func Parse(text string) (*Doc, error) {
 		return nil, err
 	}
 	for _, r := range keys {
-		contrib, err := one(r[0])
-		if err != nil {
-			return nil, fmt.Errorf("keys: %w", err)
+		contrib, oneErr := one(r[0])
+		if oneErr != nil {
+			return nil, fmt.Errorf("keys: %w", oneErr)
 		}
 		k := Key{Contrib: contrib, Ours: names(r[1])}
 		if k.Contrib == "" && len(k.Ours) == 0 {
