@@ -63,10 +63,11 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 	cd tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$*
 
 ## test: unit tests, then the end-to-end tests against the real control plane
-## (with a real node when run as root: see mk/node.mk) and the real collector
-## binary and image.
-test: build kube loki node image
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) \
+## (with a real node when run as root: see mk/node.mk), the real collector
+## binary and image, and contrib's k8s_events collector (the migration guide's
+## before-and-after queries).
+test: build kube loki node image peer
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.

@@ -157,6 +157,28 @@ func TestLoki(t *testing.T) {
 		}
 	})
 
+	// Without the shipped transform/loki, Loki indexes k8s.pod.name: one
+	// stream per Pod (each Event here is about a Pod of its own).
+	t.Run("streams per Pod without transform/loki", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		series, err := loki.Series(ctx, all, from, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods := map[string]bool{}
+		for _, s := range series {
+			pods[s["k8s_pod_name"]] = true
+			if s["service_name"] != "unknown_service" {
+				t.Errorf("stream %v: service_name %q, want unknown_service (the receiver sets no service.name)", s, s["service_name"])
+			}
+		}
+		t.Logf("%d Events about %d Pods: %d streams", len(want), len(want), len(series))
+		if len(series) != len(want) || len(pods) != len(want) {
+			t.Errorf("%d streams with %d values of k8s_pod_name, want one per Pod (%d): %v", len(series), len(pods), len(want), series)
+		}
+	})
+
 	t.Run("per namespace", func(t *testing.T) {
 		got := map[string]int{}
 		for _, e := range query(all) {

@@ -45,18 +45,34 @@ func Binary(t testing.TB) string {
 // test failed, the collector's output is logged.
 func Start(t testing.TB, config string, env ...string) *Collector {
 	t.Helper()
-	bin := Binary(t)
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "config.yaml")
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatalf("collectortest: write config: %v", err)
 	}
-	c := &Collector{t: t, logPath: filepath.Join(dir, "collector.log"), done: make(chan struct{})}
+	return StartArgs(t, "", []string{"--config", cfgPath}, env...)
+}
+
+// StartArgs starts the collector with the command-line arguments given (a
+// command of the documentation, such as --config a.yaml --config b.yaml),
+// in directory dir (the test's working directory when empty), with env
+// added to this process's environment. It is killed and its output logged
+// as with Start.
+func StartArgs(t testing.TB, dir string, args []string, env ...string) *Collector {
+	t.Helper()
+	return StartProgram(t, Binary(t), dir, args, env...)
+}
+
+// StartProgram is StartArgs with another collector binary, such as the
+// contrib peer that tests compare with.
+func StartProgram(t testing.TB, bin, dir string, args []string, env ...string) *Collector {
+	t.Helper()
+	c := &Collector{t: t, logPath: filepath.Join(t.TempDir(), "collector.log"), done: make(chan struct{})}
 	logFile, err := os.Create(c.logPath)
 	if err != nil {
 		t.Fatalf("collectortest: create log: %v", err)
 	}
-	c.cmd = exec.Command(bin, "--config", cfgPath)
+	c.cmd = exec.Command(bin, args...)
+	c.cmd.Dir = dir
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
 	// Its own process group, killed with the test binary.

@@ -363,6 +363,43 @@ func decodeStreams(body []byte) ([]Entry, error) {
 	return out, nil
 }
 
+// Series returns the label sets of the streams that match the stream
+// selector match (such as {service_name="k8s-events"}) and have entries in
+// [start, end]: one per stream, index labels only.
+func (l *Loki) Series(ctx context.Context, match string, start, end time.Time) ([]map[string]string, error) {
+	q := url.Values{
+		"match[]": {match},
+		"start":   {strconv.FormatInt(start.UnixNano(), 10)},
+		"end":     {strconv.FormatInt(end.UnixNano(), 10)},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/series?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("series %s: %w", match, err)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("series %s: %w", match, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
+		return nil, fmt.Errorf("series %s: read response: %w", match, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("series %s: %s: %s", match, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var r struct {
+		Status string              `json:"status"`
+		Data   []map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("series %s: decode response: %w", match, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("series %s: status %q", match, r.Status)
+	}
+	return r.Data, nil
+}
+
 // Sample is one series of a metric query's answer: its labels and value.
 type Sample struct {
 	Labels map[string]string

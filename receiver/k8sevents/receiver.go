@@ -32,6 +32,8 @@ const (
 	// shutdown until its retries give up; a page cut short is not counted
 	// as delivered, so it comes again after the restart.
 	deliveryGrace = 5 * time.Second
+	// clusterNameWarning is logged at start when cluster_name is empty.
+	clusterNameWarning = "cluster_name is not set: the records carry no k8s.cluster.name, so a backend cannot tell this cluster's Events from another's (in Loki, no k8s_cluster_name label); set cluster_name"
 )
 
 var _ receiver.Logs = (*eventsReceiver)(nil)
@@ -145,6 +147,10 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	if r.store != nil {
 		r.ckpt = newCheckpointer(r.store, r.cfg, r.scopes, r.settings.Logger, r.tel)
+	}
+
+	if r.cfg.ClusterName == "" {
+		r.settings.Logger.Warn(clusterNameWarning)
 	}
 
 	collectCtx, cancel := context.WithCancel(context.Background())

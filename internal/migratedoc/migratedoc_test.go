@@ -1,0 +1,55 @@
+package migratedoc
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestReadTheGuide: the guide parses, and each part has what the tests
+// that read it rely on.
+func TestReadTheGuide(t *testing.T) {
+	d, err := Read()
+	require.NoError(t, err)
+	assert.NotEmpty(t, d.Keys)
+	assert.NotEmpty(t, d.Attributes)
+	titles := map[string]bool{}
+	for _, q := range d.Queries {
+		titles[q.Title] = true
+		assert.NotEmpty(t, q.Before, q.Title)
+		assert.NotEmpty(t, q.After, q.Title)
+	}
+	for _, want := range []string{"Warnings in a namespace", "Events of a Pod", "FailedScheduling per namespace", "Events about Nodes"} {
+		assert.True(t, titles[want], "no LogQL pair %q", want)
+	}
+}
+
+func TestParse(t *testing.T) {
+	const doc = "# Guide\n\n<!-- table: keys -->\n| contrib | ours | why |\n|---|---|---|\n" +
+		"| `auth_type` | `auth_type` | same |\n| — | `storage`, `checkpoint` | new |\n\n" +
+		"<!-- table: attributes -->\n| c | on | o | on | why |\n|---|---|---|---|---|\n" +
+		"| `k8s.namespace.name` | record | `k8s.namespace.name` | resource | moved |\n" +
+		"| — | | `k8s.pod.name`, `k8s.pod.uid` | resource | new |\n\n" +
+		"## LogQL before and after\n\n### Nodes\n\n```logql\n{a=\"b\"}\n```\n\ntext\n\n```logql\n{c=\"d\"}\n```\n\n## Next\n"
+	d, err := Parse(doc)
+	require.NoError(t, err)
+	assert.Equal(t, []Key{{Contrib: "auth_type", Ours: []string{"auth_type"}}, {Ours: []string{"storage", "checkpoint"}}}, d.Keys)
+	assert.Equal(t, []Attribute{
+		{Contrib: "k8s.namespace.name", ContribOn: OnRecord, Ours: []string{"k8s.namespace.name"}, OursOn: OnResource},
+		{Ours: []string{"k8s.pod.name", "k8s.pod.uid"}, OursOn: OnResource},
+	}, d.Attributes)
+	assert.Equal(t, []Query{{Title: "Nodes", Before: `{a="b"}`, After: `{c="d"}`}}, d.Queries)
+
+	for name, bad := range map[string]string{
+		"no place":       "| `k8s.pod.name` | | `k8s.pod.name` | resource | x |",
+		"bad place":      "| `k8s.pod.name` | attrs | `k8s.pod.name` | resource | x |",
+		"too few cells":  "| `k8s.pod.name` | record | `k8s.pod.name` |",
+		"two in contrib": "| `a`, `b` | record | `a` | record | x |",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("<!-- table: keys -->\n|a|b|c|\n|-|-|-|\n| `x` | `x` | y |\n\n<!-- table: attributes -->\n|a|b|c|d|e|\n|-|-|-|-|-|\n" + bad + "\n\n## LogQL before and after\n\n### Q\n```logql\na\n```\n```logql\nb\n```\n")
+			assert.Error(t, err)
+		})
+	}
+}
