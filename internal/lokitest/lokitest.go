@@ -277,22 +277,10 @@ func (l *Loki) QueryRange(ctx context.Context, logql string, start, end time.Tim
 		"limit":     {strconv.Itoa(limit)},
 		"direction": {"forward"},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/query_range?"+q.Encode(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", logql, err)
-	}
 	// Index labels in "stream", structured metadata next to each line.
-	req.Header.Set("X-Loki-Response-Encoding-Flags", "categorize-labels")
-	resp, err := l.client.Do(req)
+	body, err := l.get(ctx, "/loki/api/v1/query_range", q, "categorize-labels")
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", logql, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err = errors.Join(err, resp.Body.Close()); err != nil {
-		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("query %s: %s: %s", logql, resp.Status, strings.TrimSpace(string(body)))
 	}
 	entries, err := decodeStreams(body)
 	if err != nil {
@@ -363,6 +351,30 @@ func decodeStreams(body []byte) ([]Entry, error) {
 	return out, nil
 }
 
+// get GETs an API path of Loki with the query q (and, when set, the
+// response encoding flags) and returns the body of a 200 answer.
+func (l *Loki) get(ctx context.Context, path string, q url.Values, encodingFlags string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+path+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if encodingFlags != "" {
+		req.Header.Set("X-Loki-Response-Encoding-Flags", encodingFlags)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err = errors.Join(err, resp.Body.Close()); err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
 // Series returns the label sets of the streams that match the stream
 // selector match (such as {service_name="k8s-events"}) and have entries in
 // [start, end]: one per stream, index labels only.
@@ -372,20 +384,9 @@ func (l *Loki) Series(ctx context.Context, match string, start, end time.Time) (
 		"start":   {strconv.FormatInt(start.UnixNano(), 10)},
 		"end":     {strconv.FormatInt(end.UnixNano(), 10)},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/series?"+q.Encode(), nil)
+	body, err := l.get(ctx, "/loki/api/v1/series", q, "")
 	if err != nil {
 		return nil, fmt.Errorf("series %s: %w", match, err)
-	}
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("series %s: %w", match, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err = errors.Join(err, resp.Body.Close()); err != nil {
-		return nil, fmt.Errorf("series %s: read response: %w", match, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("series %s: %s: %s", match, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var r struct {
 		Status string              `json:"status"`
@@ -410,20 +411,9 @@ type Sample struct {
 // time at, as a Grafana alert rule does, and returns its series.
 func (l *Loki) QueryInstant(ctx context.Context, logql string, at time.Time) ([]Sample, error) {
 	q := url.Values{"query": {logql}, "time": {strconv.FormatInt(at.UnixNano(), 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/loki/api/v1/query?"+q.Encode(), nil)
+	body, err := l.get(ctx, "/loki/api/v1/query", q, "")
 	if err != nil {
 		return nil, fmt.Errorf("query %s: %w", logql, err)
-	}
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", logql, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err = errors.Join(err, resp.Body.Close()); err != nil {
-		return nil, fmt.Errorf("query %s: read response: %w", logql, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("query %s: %s: %s", logql, resp.Status, strings.TrimSpace(string(body)))
 	}
 	var r struct {
 		Status string `json:"status"`
