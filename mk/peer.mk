@@ -32,10 +32,12 @@ $(PEER_OCB):
 	GOBIN=$(BIN)/ocb-$(PEER_OCB_VERSION).d $(GO) install go.opentelemetry.io/collector/cmd/builder@$(PEER_OCB_VERSION)
 	mv $(BIN)/ocb-$(PEER_OCB_VERSION).d/builder $@ && rmdir $(BIN)/ocb-$(PEER_OCB_VERSION).d
 
-# ocb writes the sources (the same as committed) into tools/peer and builds
-# tools/peer/otelcol-peer (git-ignored), which is moved into .bin.
+# ocb writes the sources (the same as committed, once gofmt has formatted
+# them: ocb does not) into tools/peer and builds tools/peer/otelcol-peer
+# (git-ignored), which is moved into .bin.
 $(PEER): $(PEER_OCB) $(ROOT)/tools/peer/builder-config.yaml $(ROOT)/tools/peer/go.sum
 	cd $(ROOT)/tools/peer && GONOSUMDB=$(PEER_GONOSUMDB) $(PEER_OCB) --config builder-config.yaml
+	"$$($(GO) env GOROOT)/bin/gofmt" -w $(ROOT)/tools/peer/*.go
 	mv $(ROOT)/tools/peer/otelcol-peer $@
 
 ## bench-peer: ours (poll, watch) and the peer, one at a time on one API server
