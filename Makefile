@@ -80,7 +80,7 @@ bench:
 
 ## bench-e2e: the end-to-end tests whose figures BENCHMARKS.md records
 ## (events lost and repeated, failover time, heap), with their log lines.
-E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoesNotGrowWithStoredEvents|TestAPIServerGoesAway|TestWatchRestartWithinWindow|TestWatchEndedByAPIServer|TestWatchEveryUpdateOnce
+E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoesNotGrowWithStoredEvents|TestAPIServerGoesAway|TestGracefulRestart|TestWatchEndedByAPIServer|TestWatchEveryUpdateOnce
 bench-e2e: build kube
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
 		$(GO) test -count=1 -timeout 60m -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'

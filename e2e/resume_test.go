@@ -119,7 +119,8 @@ func grantLease(t *testing.T, cp *kubetest.ControlPlane) {
 
 // TestGracefulRestart stops the collector with SIGTERM while Events are
 // being created and starts it again on the same file_storage directory:
-// nothing is lost and nothing repeated.
+// nothing is lost and nothing repeated. In watch mode the restart, within
+// the API server's watch window, reads no list page.
 func TestGracefulRestart(t *testing.T) {
 	eachMode(t, testGracefulRestart)
 }
@@ -142,11 +143,22 @@ func testGracefulRestart(t *testing.T, mode string) {
 	time.Sleep(5 * time.Second) // Events keep coming while it is down
 	t.Logf("%d Events created while the collector was down", s.count()-down)
 
-	second := collectortest.Start(t, p.config(sink), "KUBECONFIG="+kubeconfig)
+	port := collectortest.FreePort(t)
+	second := collectortest.Start(t, withMetrics(p.config(sink), port), "KUBECONFIG="+kubeconfig)
 	s.waitCount(s.count() + 200)
 	s.Stop()
 	want := s.Created()
 	expectExactlyOnce(t, sink, want)
+	if !strings.Contains(second.Output(), `"resumed_scopes": ["*"]`) {
+		t.Errorf("the restarted collector did not resume from its checkpoint")
+	}
+	if mode == modeWatch {
+		// A restart within the watch window resumes by watching: no list.
+		m := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		if pages := sumPrefix(m, `otelcol_receiver_k8sevents_list_pages{`); pages != 0 {
+			t.Errorf("the restarted collector read %v list pages; want 0: it resumes by watching", pages)
+		}
+	}
 	if err := second.Stop(time.Minute); err != nil {
 		t.Errorf("graceful stop: %v", err)
 	}

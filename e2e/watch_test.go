@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,45 +13,9 @@ import (
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
 
-// The fault tests run in both modes (eachMode); these test what only watch
-// mode does: resume by watching, without a list, and survive the API
-// server ending its watches.
-
-// TestWatchRestartWithinWindow restarts the collector gracefully after a
-// short stop, while Events keep coming: the new process watches from the
-// resume point at once, lists nothing, and every Event arrives once.
-func TestWatchRestartWithinWindow(t *testing.T) {
-	cp := startControlPlane(t, kubeOptions())
-	c := fastClient(t, cp)
-	createNamespaces(t, c, "busy")
-	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
-	sink := newSink(t)
-	p := fileStoragePipeline(modeWatch, filepath.Join(t.TempDir(), "storage"))
-
-	s := startStream(t, c, "busy", "ev", 20*time.Millisecond, 0)
-	first := collectortest.Start(t, withMetrics(p.config(sink), collectortest.FreePort(t)), "KUBECONFIG="+kubeconfig)
-	sink.Wait(t, waitLong, "200 records", func(r []otlpsink.Record) bool { return len(r) >= 200 })
-	if err := first.Stop(time.Minute); err != nil {
-		t.Fatalf("graceful stop: %v", err)
-	}
-	down := s.count()
-	time.Sleep(3 * time.Second) // Events keep coming while it is down
-	t.Logf("%d Events created while the collector was down", s.count()-down)
-
-	port := collectortest.FreePort(t)
-	second := collectortest.Start(t, withMetrics(p.config(sink), port), "KUBECONFIG="+kubeconfig)
-	s.waitCount(s.count() + 200)
-	s.Stop()
-	expectExactlyOnce(t, sink, s.Created())
-
-	m := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if pages := sumPrefix(m, `otelcol_receiver_k8sevents_list_pages{`); pages != 0 {
-		t.Errorf("the restarted collector read %v list pages; want 0: it resumes by watching", pages)
-	}
-	if !strings.Contains(second.Output(), `"resumed_scopes": ["*"]`) {
-		t.Errorf("the restarted collector did not resume from its checkpoint")
-	}
-}
+// The fault tests run in both modes (eachMode; TestGracefulRestart checks
+// that watch mode resumes without a list); these test what only watch mode
+// does: survive the API server ending its watches.
 
 // TestWatchEndedByAPIServer restarts kube-apiserver in the middle of a
 // stream: the server ends every watch, the collector watches again from its

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
@@ -173,13 +174,13 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	defer c.kill()
+	defer c.Kill()
 	readyAt, err := b.waitReady(ctx, c, sink, 0, v+"-marker-a")
 	if err != nil {
 		return res, err
 	}
 	res.ready = readyAt.Sub(c.started)
-	colReady, err := cpuTime(c.pid())
+	colReady, err := cpuTime(c.PID())
 	if err != nil {
 		return res, err
 	}
@@ -208,7 +209,7 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	if a.err != nil {
 		return res, a.err
 	}
-	colEnd, err := cpuTime(c.pid())
+	colEnd, err := cpuTime(c.PID())
 	if err != nil {
 		return res, err
 	}
@@ -224,27 +225,27 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 		b.logger.Printf("%s: not every Event arrived; gave up waiting %s after the last arrival", v, a.quiet)
 	}
 	time.Sleep(settleTime)
-	if res.peakRSS, err = peakRSS(c.pid()); err != nil {
+	if res.peakRSS, err = peakRSS(c.PID()); err != nil {
 		return res, err
 	}
 	res.run = tallyDelivery(sink.Records(), runs, runPrefix, res.id)
 	b.logger.Printf("%s: %d of %d delivered, %d repeated; stopping it (SIGTERM)", v, res.run.delivered, res.run.want, res.run.repeated)
 
 	// Restart: Events created while it is down.
-	res.stopErr = c.stop(stopTimeout)
+	res.stopErr = c.Stop(stopTimeout)
 	downPrefix := v + "-down"
 	downs, _, err := createEvents(ctx, b.client, creation{prefix: downPrefix, phase: phaseDown, n: b.s.down, workers: b.s.workers})
 	if err != nil {
 		return res, err
 	}
 	restart := time.Now()
-	offset := len(c.output())
+	offset := len(c.Output())
 	b.logger.Printf("%s: created %d Events while it was stopped; starting it again", v, b.s.down)
 	c2, err := startCollector(binaryOf(v, b.s), cfg, logPath, env)
 	if err != nil {
 		return res, err
 	}
-	defer c2.kill()
+	defer c2.Kill()
 	if _, err := b.waitReady(ctx, c2, sink, offset, v+"-marker-b"); err != nil {
 		return res, err
 	}
@@ -254,7 +255,7 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	res.downWindow = time.Since(restart)
 	res.repeatedRest = countNamed(recs, runPrefix, restart) + countNamed(recs, v+"-marker-a", restart)
 	b.logger.Printf("%s: after the restart %d of %d delivered, %d repeated; %d earlier records again", v, res.down.delivered, res.down.want, res.down.repeated, res.repeatedRest)
-	if err := c2.stop(stopTimeout); err != nil {
+	if err := c2.Stop(stopTimeout); err != nil {
 		b.logger.Printf("%s: second stop: %v", v, err)
 	}
 	return res, b.cleanUp(ctx)
@@ -281,15 +282,15 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 				return r.Received, nil
 			}
 		}
-		if done, err := c.exited(); done {
-			return time.Time{}, fmt.Errorf("collector exited (%w) before delivering a marker Event:\n%s", err, lastLines(c.output(), 30))
+		if done, err := c.Exited(); done {
+			return time.Time{}, fmt.Errorf("collector exited (%w) before delivering a marker Event:\n%s", err, collectortest.LastLines(c.Output(), 30))
 		}
 		select {
 		case err := <-markErr:
 			if err == nil {
 				err = ctx.Err()
 			}
-			return time.Time{}, fmt.Errorf("no marker Event delivered: %w:\n%s", err, lastLines(c.output(), 30))
+			return time.Time{}, fmt.Errorf("no marker Event delivered: %w:\n%s", err, collectortest.LastLines(c.Output(), 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
