@@ -2,7 +2,6 @@ package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8s
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -356,10 +355,5 @@ func (st *streamer) flush(ctx context.Context, upTo uint64) error {
 // than the server's newest (etcd restored from a backup; the list that
 // follows says so and starts over).
 func needsList(err error) bool {
-	var de errDeliver
-	if errors.As(err, &de) {
-		return false
-	}
-	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) ||
-		apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
+	return isExpired(err) || apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
 }
