@@ -23,7 +23,7 @@ func TestLoki(t *testing.T) {
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "ns1", "ns2")
 	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
-	loki := lokitest.Start(t)
+	loki := lokitest.Start(t, lokitest.Options{})
 
 	from := time.Now().Add(-time.Hour)
 	want := map[string]*corev1.Event{} // by event ID

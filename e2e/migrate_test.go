@@ -71,7 +71,7 @@ func TestMigrationQueries(t *testing.T) {
 	createNamespaces(t, c, "shop", "payments", "probe")
 	// contrib watches: list and watch.
 	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
-	loki := lokitest.Start(t)
+	loki := lokitest.Start(t, lokitest.Options{})
 	ours := startWorkstation(t, root, ws, loki, kubeconfig, t.TempDir())
 
 	cfgPath := filepath.Join(t.TempDir(), "contrib.yaml")

@@ -87,7 +87,7 @@ func TestShippedConfig(t *testing.T) {
 	const ns = "shop"
 	createNamespaces(t, c, ns)
 	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
-	loki := lokitest.Start(t)
+	loki := lokitest.Start(t, lokitest.Options{})
 
 	promEndpoint := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
 	col := collectortest.Start(t, shippedConfig(t),

@@ -79,7 +79,7 @@ func TestWorkstationCommand(t *testing.T) {
 	namespaces := []string{"shop", "payments", "ci"}
 	createNamespaces(t, c, namespaces...)
 	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
-	loki := lokitest.Start(t)
+	loki := lokitest.Start(t, lokitest.Options{})
 
 	home := t.TempDir()
 	col := startWorkstation(t, root, cmd, loki, kubeconfig, home)

@@ -1,10 +1,9 @@
 // Package collectortest runs the otelcol-k8sevents binary that `make build`
-// produces (or another collector binary), as a child process of a test, or
-// of a program with Run.
+// produces (or another collector binary) as a child process of a test.
+// Programs without package testing run it with testbin.Run.
 package collectortest
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +19,7 @@ const EnvBinary = "K8SEVENTS_COLLECTOR"
 
 // Collector is one run of the collector binary in a test.
 type Collector struct {
-	*Process
+	*testbin.Process
 	t testing.TB
 }
 
@@ -58,7 +57,7 @@ func StartArgs(t testing.TB, dir string, args []string, env ...string) *Collecto
 // contrib peer that tests compare with.
 func StartProgram(t testing.TB, bin, dir string, args []string, env ...string) *Collector {
 	t.Helper()
-	p, err := Run(bin, dir, args, filepath.Join(t.TempDir(), "collector.log"), env...)
+	p, err := testbin.Run(bin, dir, args, filepath.Join(t.TempDir(), "collector.log"), env...)
 	if err != nil {
 		t.Fatalf("collectortest: %v", err)
 	}
@@ -66,7 +65,7 @@ func StartProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 	t.Cleanup(func() {
 		c.Kill()
 		if t.Failed() {
-			t.Logf("collectortest: collector output (%s):\n%s", c.LogPath(), LastLines(c.Output(), 80))
+			t.Logf("collectortest: collector output (%s):\n%s", c.LogPath(), testbin.LastLines(c.Output(), 80))
 		}
 	})
 	return c
@@ -81,11 +80,11 @@ func (c *Collector) WaitOutput(s string, timeout time.Duration) {
 		select {
 		case <-c.Done():
 			_, err := c.Exited()
-			c.t.Fatalf("collectortest: collector exited (%v) before printing %q:\n%s", err, s, LastLines(c.Output(), 40))
+			c.t.Fatalf("collectortest: collector exited (%v) before printing %q:\n%s", err, s, testbin.LastLines(c.Output(), 40))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("collectortest: %q not printed within %v:\n%s", s, timeout, LastLines(c.Output(), 40))
+			c.t.Fatalf("collectortest: %q not printed within %v:\n%s", s, timeout, testbin.LastLines(c.Output(), 40))
 		}
 	}
 }
@@ -94,13 +93,9 @@ func (c *Collector) WaitOutput(s string, timeout time.Duration) {
 // the collector's own listeners.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := testbin.FreePorts(1)
 	if err != nil {
-		t.Fatalf("collectortest: find free port: %v", err)
+		t.Fatalf("collectortest: %v", err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("collectortest: free port %d: %v", port, err)
-	}
-	return port
+	return ports[0]
 }

@@ -32,21 +32,16 @@ package lokitest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/k8sevents/otelcol-k8sevents/internal/promtest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
@@ -60,12 +55,22 @@ const readyTimeout = 3 * time.Minute
 
 // Loki is one running Loki process.
 type Loki struct {
-	url     string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	client  *http.Client
+	srv *testbin.Running
+}
+
+// Options say what Loki runs besides its store.
+type Options struct {
+	// RuleFiles are ruler rule files: Prometheus' rule format with LogQL
+	// expressions. They are copied into the ruler's local storage for the
+	// tenant "fake", the one tenant of a Loki with auth_enabled: false.
+	// Default: none, and the ruler evaluates nothing.
+	RuleFiles []string
+	// AlertmanagerURL is where the ruler sends alerts, such as
+	// http://127.0.0.1:9093. Default: empty, alerts stay in Loki.
+	AlertmanagerURL string
+	// EvaluationInterval is how often the ruler evaluates the rules (and
+	// reads the rule files again). Default: 1s. Loki's own default is 1m.
+	EvaluationInterval time.Duration
 }
 
 // Entry is one log line returned by a LogQL query.
@@ -93,84 +98,61 @@ func Binary(t testing.TB) string {
 // Start starts Loki with its data in a temporary directory and waits until
 // it is ready. Loki is killed in t.Cleanup; when the test failed, the end of
 // its log is logged.
-func Start(t testing.TB) *Loki {
+func Start(t testing.TB, opts Options) *Loki {
 	t.Helper()
 	bin := Binary(t)
-	dir := t.TempDir() // registered first, so removed after Loki is killed
-	// A port picked free can be taken before Loki binds it; try other ports
-	// when that happens.
-	const attempts = 3
-	for attempt := 1; ; attempt++ {
-		l, err := start(t, bin, dir, attempt)
-		if err == nil {
-			return l
-		}
-		if l == nil {
-			t.Fatalf("lokitest: %v", err)
-		}
-		log := l.lastLines(60)
-		l.kill()
-		if attempt < attempts && strings.Contains(log, "address already in use") {
-			continue
-		}
-		t.Fatalf("lokitest: %v; last lines of %s:\n%s", err, l.logPath, log)
+	if opts.EvaluationInterval == 0 {
+		opts.EvaluationInterval = time.Second
 	}
+	began := time.Now()
+	r := testbin.StartServer(t, testbin.Server{
+		Name:         "loki",
+		Binary:       bin,
+		Ports:        2,
+		ReadyPath:    "/ready",
+		ReadyTimeout: readyTimeout,
+		Args: func(dir string, ports []int) ([]string, error) {
+			if err := copyRules(filepath.Join(dir, "rules", tenant), opts.RuleFiles); err != nil {
+				return nil, err
+			}
+			path := filepath.Join(dir, "loki.yaml")
+			if err := os.WriteFile(path, []byte(config(dir, ports[0], ports[1], opts)), 0o600); err != nil {
+				return nil, fmt.Errorf("write config: %w", err)
+			}
+			return []string{"-config.file=" + path}, nil
+		},
+	})
+	t.Logf("lokitest: Loki at %s ready after %v", r.URL, time.Since(began).Round(time.Second))
+	return &Loki{srv: r}
 }
 
-func start(t testing.TB, bin, dir string, attempt int) (*Loki, error) {
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
+// tenant is the tenant of a Loki with auth_enabled: false (its
+// -auth.no-auth-tenant), the directory the ruler reads its rules from.
+const tenant = "fake"
+
+// copyRules copies the rule files into dir, the tenant's directory of the
+// ruler's local storage.
+func copyRules(dir string, files []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	runDir := filepath.Join(dir, fmt.Sprintf("run-%d", attempt))
-	if err = os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, err
-	}
-	cfgPath := filepath.Join(runDir, "loki.yaml")
-	if err = os.WriteFile(cfgPath, []byte(config(runDir, ports[0], ports[1])), 0o600); err != nil {
-		return nil, fmt.Errorf("write config: %w", err)
-	}
-	l := &Loki{
-		url:     fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		logPath: filepath.Join(runDir, "loki.log"),
-		done:    make(chan struct{}),
-		client:  &http.Client{Timeout: 30 * time.Second},
-	}
-	logFile, err := os.Create(l.logPath)
-	if err != nil {
-		return nil, fmt.Errorf("create log: %w", err)
-	}
-	l.cmd = exec.Command(bin, "-config.file="+cfgPath)
-	l.cmd.Dir = runDir
-	l.cmd.Stdout, l.cmd.Stderr = logFile, logFile
-	// Its own process group, killed with the test binary.
-	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := l.cmd.Start(); err != nil {
-		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), logFile.Close())
-	}
-	go func() {
-		// A failed close of the log is reported with the exit: the log may
-		// lack Loki's last words.
-		l.waitErr = errors.Join(l.cmd.Wait(), logFile.Close())
-		close(l.done)
-	}()
-	t.Cleanup(func() {
-		l.kill()
-		if t.Failed() {
-			t.Logf("lokitest: last lines of %s:\n%s", l.logPath, l.lastLines(60))
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read rule file: %w", err)
 		}
-	})
-	began := time.Now()
-	if err := l.waitReady(); err != nil {
-		return l, err
+		// Numbered, so that files of the same name in different
+		// directories do not overwrite each other.
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d-%s", i, filepath.Base(f))), b, 0o600); err != nil {
+			return fmt.Errorf("copy rule file: %w", err)
+		}
 	}
-	t.Logf("lokitest: Loki at %s ready after %v", l.url, time.Since(began).Round(time.Second))
-	return l, nil
+	return nil
 }
 
 // config is a single-process Loki that keeps everything under dir. The
 // limits are Loki's defaults except where noted.
-func config(dir string, httpPort, grpcPort int) string {
+func config(dir string, httpPort, grpcPort int, opts Options) string {
 	return fmt.Sprintf(`auth_enabled: false
 server:
   http_listen_address: 127.0.0.1
@@ -210,62 +192,51 @@ limits_config:
   reject_old_samples: false
 analytics:
   reporting_enabled: false
-`, dir, httpPort, grpcPort)
+`, dir, httpPort, grpcPort) + rulerConfig(opts)
 }
 
-// waitReady polls /ready until it answers 200, Loki exits or readyTimeout
-// passes.
-func (l *Loki) waitReady() error {
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		last = l.ready(ctx)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-l.done:
-			return fmt.Errorf("loki exited (%w) before it was ready", l.waitErr)
-		case <-ctx.Done():
-			return fmt.Errorf("loki not ready within %v: %w", readyTimeout, last)
-		case <-tick.C:
-		}
+// rulerConfig is the ruler's part of the configuration: none without rules
+// or an Alertmanager. The ruler reads the rule files from the common
+// storage's rules_directory, evaluates them in this process (against the
+// ingester's data), and reads them again every evaluation interval.
+func rulerConfig(opts Options) string {
+	if len(opts.RuleFiles) == 0 && opts.AlertmanagerURL == "" {
+		return ""
 	}
+	return fmt.Sprintf(`ruler:
+  enable_api: true
+  alertmanager_url: %q
+  evaluation_interval: %v
+  poll_interval: %v
+`, opts.AlertmanagerURL, opts.EvaluationInterval, opts.EvaluationInterval)
 }
 
-func (l *Loki) ready(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+"/ready", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err = errors.Join(err, resp.Body.Close()); err != nil {
-		return fmt.Errorf("GET /ready: read response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /ready: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return nil
+// Rules returns the rule groups the ruler has loaded, with their state
+// (Loki answers Prometheus' rules API under /prometheus).
+func (l *Loki) Rules(ctx context.Context) ([]promtest.RuleGroup, error) {
+	return promtest.Rules(ctx, l.srv.URL+"/prometheus")
+}
+
+// Alerts returns the ruler's active (pending and firing) alerts.
+func (l *Loki) Alerts(ctx context.Context) ([]promtest.Alert, error) {
+	return promtest.Alerts(ctx, l.srv.URL+"/prometheus")
 }
 
 // URL is Loki's HTTP address, such as http://127.0.0.1:41234.
-func (l *Loki) URL() string { return l.url }
+func (l *Loki) URL() string { return l.srv.URL }
 
 // OTLPEndpoint is the endpoint for the otlp_http exporter, which appends
 // /v1/logs to it.
-func (l *Loki) OTLPEndpoint() string { return l.url + "/otlp" }
+func (l *Loki) OTLPEndpoint() string { return l.srv.URL + "/otlp" }
+
+// RulesDirectory is the ruler's local storage (common.storage.filesystem.
+// rules_directory): the ruler reads the rule files of <dir>/fake/ (see
+// Options.RuleFiles), again every evaluation interval, so files copied there
+// later are loaded too.
+func (l *Loki) RulesDirectory() string { return filepath.Join(l.srv.Dir, "rules") }
 
 // LogPath is the file Loki's output goes to.
-func (l *Loki) LogPath() string { return l.logPath }
+func (l *Loki) LogPath() string { return l.srv.LogPath() }
 
 // QueryRange runs a LogQL log query over [start, end] and returns up to
 // limit entries, oldest first. A metric query is an error.
@@ -354,25 +325,11 @@ func decodeStreams(body []byte) ([]Entry, error) {
 // get GETs an API path of Loki with the query q (and, when set, the
 // response encoding flags) and returns the body of a 200 answer.
 func (l *Loki) get(ctx context.Context, path string, q url.Values, encodingFlags string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
+	var h http.Header
 	if encodingFlags != "" {
-		req.Header.Set("X-Loki-Response-Encoding-Flags", encodingFlags)
+		h = http.Header{"X-Loki-Response-Encoding-Flags": {encodingFlags}}
 	}
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err = errors.Join(err, resp.Body.Close()); err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
+	return testbin.Get(ctx, l.srv.URL+path+"?"+q.Encode(), h)
 }
 
 // Series returns the label sets of the streams that match the stream
@@ -444,55 +401,4 @@ func (l *Loki) QueryInstant(ctx context.Context, logql string, at time.Time) ([]
 		out = append(out, Sample{Labels: s.Metric, Value: f})
 	}
 	return out, nil
-}
-
-// kill sends SIGKILL to Loki's process group and waits for it to exit. The
-// data is thrown away with the temporary directory, so nothing needs a
-// graceful shutdown.
-func (l *Loki) kill() {
-	select {
-	case <-l.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-	<-l.done
-}
-
-func (l *Loki) lastLines(n int) string {
-	b, err := os.ReadFile(l.logPath)
-	if err != nil {
-		return fmt.Sprintf("(read %s: %v)", l.logPath, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	// All n stay open until every one is picked, so that they differ.
-	var ls []net.Listener
-	closeAll := func() error {
-		var errs []error
-		for _, l := range ls {
-			errs = append(errs, l.Close())
-		}
-		return errors.Join(errs...)
-	}
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("pick a free port: %w", err), closeAll())
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	if err := closeAll(); err != nil {
-		return nil, fmt.Errorf("free the picked ports: %w", err)
-	}
-	return ports, nil
 }

@@ -1,5 +1,8 @@
 // Package testbin finds the programs that `make test` builds (the collector,
-// Loki) for the tests that run them.
+// Loki, Prometheus, Alertmanager) and runs them for the tests: a child
+// process with its log in a file (Run), and a server on free ports that a
+// test waits for (StartServer), which the harnesses lokitest, promtest and
+// amtest build on.
 package testbin
 
 import (

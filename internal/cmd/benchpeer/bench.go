@@ -14,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // Bounds on waits. None is a performance limit: each only stops a broken run
@@ -283,14 +283,14 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 			}
 		}
 		if done, err := c.Exited(); done {
-			return time.Time{}, fmt.Errorf("collector exited (%w) before delivering a marker Event:\n%s", err, collectortest.LastLines(c.Output(), 30))
+			return time.Time{}, fmt.Errorf("collector exited (%w) before delivering a marker Event:\n%s", err, testbin.LastLines(c.Output(), 30))
 		}
 		select {
 		case err := <-markErr:
 			if err == nil {
 				err = ctx.Err()
 			}
-			return time.Time{}, fmt.Errorf("no marker Event delivered: %w:\n%s", err, collectortest.LastLines(c.Output(), 30))
+			return time.Time{}, fmt.Errorf("no marker Event delivered: %w:\n%s", err, testbin.LastLines(c.Output(), 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -6,19 +6,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // collector is one run of a collector binary as a child process.
 type collector struct {
-	*collectortest.Process
+	*testbin.Process
 	started time.Time
 }
 
 // startCollector runs bin with the configuration at cfg and env added to
 // this process's environment, logging to logPath (appended to).
 func startCollector(bin, cfg, logPath string, env ...string) (*collector, error) {
-	p, err := collectortest.Run(bin, "", []string{"--config", cfg}, logPath, env...)
+	p, err := testbin.Run(bin, "", []string{"--config", cfg}, logPath, env...)
 	if err != nil {
 		return nil, err
 	}
@@ -36,9 +36,9 @@ func (c *collector) waitOutput(ctx context.Context, s string, offset int, timeou
 		select {
 		case <-c.Done():
 			_, err := c.Exited()
-			return fmt.Errorf("collector exited (%w) before logging %q:\n%s", err, s, collectortest.LastLines(c.Output(), 30))
+			return fmt.Errorf("collector exited (%w) before logging %q:\n%s", err, s, testbin.LastLines(c.Output(), 30))
 		case <-ctx.Done():
-			return fmt.Errorf("collector did not log %q: %w:\n%s", s, ctx.Err(), collectortest.LastLines(c.Output(), 30))
+			return fmt.Errorf("collector did not log %q: %w:\n%s", s, ctx.Err(), testbin.LastLines(c.Output(), 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package collectortest
+package testbin
 
 import (
 	"errors"
@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// Process is a collector binary running as a child process, in a process
-// group of its own that dies with this program. It does not need package
-// testing, so programs such as internal/cmd/benchpeer run collectors with
-// it too; Start and its kin wrap it for tests. Its methods are safe for
-// concurrent use.
+// Process is a program (the collector, Loki, Prometheus, ...) running as a
+// child process, in a process group of its own that dies with this program.
+// It does not need package testing, so programs such as
+// internal/cmd/benchpeer run collectors with it too; collectortest and
+// StartServer wrap it for tests. Its methods are safe for concurrent use.
 type Process struct {
 	cmd     *exec.Cmd
 	logPath string
@@ -30,7 +30,7 @@ type Process struct {
 func Run(bin, dir string, args []string, logPath string, env ...string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open collector log: %w", err)
+		return nil, fmt.Errorf("open log: %w", err)
 	}
 	p := &Process{logPath: logPath, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
@@ -43,17 +43,17 @@ func Run(bin, dir string, args []string, logPath string, env ...string) (*Proces
 	}
 	go func() {
 		// A failed close of the log is reported with the exit: the log may
-		// lack the collector's last words.
+		// lack the process's last words.
 		p.waitErr = errors.Join(p.cmd.Wait(), logFile.Close())
 		close(p.done)
 	}()
 	return p, nil
 }
 
-// LogPath is the file the collector writes to.
+// LogPath is the file the process writes to.
 func (p *Process) LogPath() string { return p.logPath }
 
-// Output is everything in the collector's log so far.
+// Output is everything in the process's log so far.
 func (p *Process) Output() string {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
@@ -62,10 +62,10 @@ func (p *Process) Output() string {
 	return string(b)
 }
 
-// Done is closed when the collector has exited.
+// Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Exited reports whether the collector has exited, and its exit error.
+// Exited reports whether the process has exited, and its exit error.
 func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
@@ -84,12 +84,12 @@ func (p *Process) Stop(timeout time.Duration) error {
 		return p.waitErr
 	case <-time.After(timeout):
 		p.Kill()
-		return errors.New("collector did not stop within " + timeout.String() + "; killed")
+		return errors.New(p.cmd.Path + " did not stop within " + timeout.String() + "; killed")
 	}
 }
 
-// Kill sends SIGKILL to the collector's process group (as `kill -9` would)
-// and waits for it to exit.
+// Kill sends SIGKILL to the process group (as `kill -9` would) and waits for
+// the process to exit.
 func (p *Process) Kill() {
 	p.once.Do(func() {
 		select {
@@ -102,7 +102,7 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-// PID is the collector's process id.
+// PID is the process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // LastLines is the last n lines of s, for error messages.
