@@ -95,7 +95,8 @@ func resourceKeyOf(ev *corev1.Event) resourceKey {
 // field that is missing or malformed is left out of the record. observed is
 // the record's ObservedTimestamp, the time of collection.
 func convertEvents(events []corev1.Event, clusterName string, observed time.Time) plog.Logs {
-	return converter{clusterName: clusterName}.convert(events, observed)
+	logs, _ := converter{clusterName: clusterName}.convert(events, observed)
+	return logs
 }
 
 // converter is the conversion with the receiver's settings: cluster_name,
@@ -117,16 +118,25 @@ func newConverter(cfg *Config) (converter, error) {
 }
 
 // convert is convertEvents with the rules applied: an Event whose first
-// matching rule drops it has no record.
-func (c converter) convert(events []corev1.Event, observed time.Time) plog.Logs {
-	logs := plog.NewLogs()
+// matching rule drops it has no record. matches counts, for each rule (by
+// its index in c.rules), the Events it decided; it is nil without rules.
+func (c converter) convert(events []corev1.Event, observed time.Time) (logs plog.Logs, matches []int64) {
+	logs = plog.NewLogs()
+	if len(c.rules) > 0 {
+		matches = make([]int64, len(c.rules))
+	}
 	groups := make(map[resourceKey]plog.LogRecordSlice)
 	for i := range events {
 		ev := &events[i]
 		var matched *rule
 		if len(c.rules) > 0 {
-			if matched = firstMatch(c.rules, ev); matched != nil && matched.drop {
-				continue
+			j := firstMatch(c.rules, ev)
+			if j >= 0 {
+				matches[j]++
+				matched = &c.rules[j]
+				if matched.drop {
+					continue
+				}
 			}
 		}
 		key := resourceKeyOf(ev)
@@ -150,7 +160,7 @@ func (c converter) convert(events []corev1.Event, observed time.Time) plog.Logs 
 			}
 		}
 	}
-	return logs
+	return logs, matches
 }
 
 func putResource(attrs pcommon.Map, key resourceKey, clusterName string) {

@@ -315,8 +315,9 @@ func (r *eventsReceiver) logMarked(marked []string) {
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
 	handoff := time.Now()
-	logs := r.conv.convert(events, r.now())
+	logs, matches := r.conv.convert(events, r.now())
 	r.tel.recordDelays(ctx, events, handoff)
+	r.tel.recordRules(ctx, r.conv.rules, matches)
 	obsCtx := r.obs.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(obsCtx, logs)
 	r.obs.EndLogsOp(obsCtx, format, len(events), err)

@@ -167,14 +167,14 @@ func nonEmpty(key string, values []string) []error {
 	return errs
 }
 
-// firstMatch is the first rule that fits ev, or nil.
-func firstMatch(rules []rule, ev *corev1.Event) *rule {
+// firstMatch is the index of the first rule that fits ev, or -1.
+func firstMatch(rules []rule, ev *corev1.Event) int {
 	for i := range rules {
 		if rules[i].matches(ev) {
-			return &rules[i]
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 func (r *rule) matches(ev *corev1.Event) bool {

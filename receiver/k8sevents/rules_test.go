@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -95,7 +96,7 @@ type outcome struct {
 
 func outcomeOf(t *testing.T, c converter, ev corev1.Event) outcome {
 	t.Helper()
-	ld := c.convert([]corev1.Event{ev}, goldenObserved)
+	ld, _ := c.convert([]corev1.Event{ev}, goldenObserved)
 	if ld.LogRecordCount() == 0 {
 		assert.Equal(t, 0, ld.ResourceLogs().Len(), "a dropped Event leaves no empty resource")
 		return outcome{dropped: true}
@@ -201,7 +202,8 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 		ruleEvent("Warning", "BackOff", "Pod", "a", "shop", "2"),
 		ruleEvent("Normal", "Pulled", "Pod", "b", "shop", "3"),
 	}
-	ld := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved)
+	ld, matches := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved)
+	assert.Equal(t, []int64{2}, matches, "the rule decided both Normal Events")
 	require.Equal(t, 1, ld.ResourceLogs().Len(), "no resource for b, whose only Event was dropped")
 	assert.Equal(t, 1, ld.LogRecordCount())
 	lr := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
@@ -212,8 +214,9 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 	// Without rules the conversion is the golden one.
 	for _, name := range capturedCases {
 		events := loadCaptured(t, name)
-		assert.Equal(t, goldenOf(convertEvents(events, goldenClusterName, goldenObserved)),
-			goldenOf(converter{clusterName: goldenClusterName}.convert(events, goldenObserved)), name)
+		ld, matches := converter{clusterName: goldenClusterName}.convert(events, goldenObserved)
+		assert.Equal(t, goldenOf(convertEvents(events, goldenClusterName, goldenObserved)), goldenOf(ld), name)
+		assert.Nil(t, matches, name)
 	}
 }
 
@@ -264,4 +267,64 @@ func TestShippedRules(t *testing.T) {
 			assert.Equal(t, tt.want, outcomeOf(t, c, tt.ev))
 		})
 	}
+}
+
+// TestRuleTelemetry runs the receiver with a rule that drops, one that
+// alerts and one that changes nothing, and reads the counters of Events each
+// rule decided and dropped.
+func TestRuleTelemetry(t *testing.T) {
+	api := newFakeAPI()
+	warning := func(ev *corev1.Event) { ev.Type, ev.Reason = corev1.EventTypeWarning, "BackOff" }
+	probe := func(ev *corev1.Event) { ev.Type, ev.Reason = corev1.EventTypeWarning, "Unhealthy" }
+	api.add(newEvent("ci", "a", warning), newEvent("shop", "b", warning), newEvent("shop", "c", warning),
+		newEvent("shop", "d", probe), newEvent("shop", "e"), newEvent("shop", "f"))
+	h := newHarness(t, api, func(cfg *Config) {
+		cfg.Rules = []RuleConfig{
+			{Name: "ci-backoff", Match: MatchConfig{Namespaces: []string{"ci"}}},
+			{Name: "probe-noise", Match: MatchConfig{Reasons: []string{"Unhealthy"}}, Drop: true},
+			{Name: "warning", Match: MatchConfig{Type: corev1.EventTypeWarning}, Alert: true},
+			{Name: "never", Match: MatchConfig{Reasons: []string{"NoSuchReason"}}, Alert: true},
+		}
+	})
+	h.start(t)
+	h.waitRecords(t, 5)
+	h.settle(t)
+	assert.Equal(t, 5, h.sink.count(), "the dropped Event has no record")
+
+	byRule := func(name string) map[string]int64 {
+		t.Helper()
+		m, err := h.tel.GetMetric(name)
+		require.NoError(t, err)
+		out := map[string]int64{}
+		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+			rule, _ := dp.Attributes.Value("rule")
+			receiver, _ := dp.Attributes.Value("receiver")
+			assert.Equal(t, h.rcv.settings.ID.String(), receiver.AsString())
+			out[rule.AsString()] += dp.Value
+		}
+		return out
+	}
+	// Normal Events e and f match no rule; "never" matched nothing and has
+	// no point.
+	assert.Equal(t, map[string]int64{"ci-backoff": 1, "probe-noise": 1, "warning": 2}, byRule("otelcol_receiver_k8sevents_rule_matches"))
+	assert.Equal(t, map[string]int64{"probe-noise": 1}, byRule("otelcol_receiver_k8sevents_rule_drops"))
+}
+
+// TestRuleMatchesPerPage checks the counts convert returns, by rule index.
+func TestRuleMatchesPerPage(t *testing.T) {
+	rules, err := compileRules([]RuleConfig{
+		{Name: "drop-normal", Match: MatchConfig{Type: "Normal"}, Drop: true},
+		{Name: "backoff", Match: MatchConfig{Reasons: []string{"BackOff"}}, Alert: true},
+		{Name: "warning", Match: MatchConfig{Type: "Warning"}, Alert: true},
+	})
+	require.NoError(t, err)
+	events := []corev1.Event{
+		ruleEvent("Normal", "Scheduled", "Pod", "a", "shop", "1"),
+		ruleEvent("Warning", "BackOff", "Pod", "a", "shop", "2"),
+		ruleEvent("Warning", "BackOff", "Pod", "b", "shop", "3"),
+		ruleEvent("Warning", "Unhealthy", "Pod", "b", "shop", "4"),
+	}
+	ld, matches := converter{rules: rules}.convert(events, goldenObserved)
+	assert.Equal(t, []int64{1, 2, 1}, matches, "the first rule that matches counts, the later ones do not")
+	assert.Equal(t, 3, ld.LogRecordCount())
 }

@@ -26,6 +26,8 @@ type telemetry struct {
 	delay        metric.Float64Histogram
 	restarts     metric.Int64Counter
 	scopeState   metric.Int64Gauge
+	ruleMatches  metric.Int64Counter
+	ruleDrops    metric.Int64Counter
 	attrs        metric.MeasurementOption
 }
 
@@ -82,6 +84,12 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 	t.scopeState, err = meter.Int64Gauge("otelcol_receiver_k8sevents_scope_state",
 		metric.WithDescription("1 for the state each scope is in (listing, streaming, retrying), 0 for the others; watch mode only."), metric.WithUnit("1"))
 	errs = errors.Join(errs, err)
+	t.ruleMatches, err = meter.Int64Counter("otelcol_receiver_k8sevents_rule_matches",
+		metric.WithDescription("Events that a rule decided (the first rule that matched), dropped ones included, by rule."), metric.WithUnit("{event}"))
+	errs = errors.Join(errs, err)
+	t.ruleDrops, err = meter.Int64Counter("otelcol_receiver_k8sevents_rule_drops",
+		metric.WithDescription("Events that a rule with drop: true left out (no record was emitted), by rule."), metric.WithUnit("{event}"))
+	errs = errors.Join(errs, err)
 	return t, errs
 }
 
@@ -120,6 +128,21 @@ func (t *telemetry) recordDelays(ctx context.Context, events []corev1.Event, han
 	for i := range events {
 		if last, ok := lastTime(&events[i]); ok {
 			t.delay.Record(ctx, handoff.Sub(last).Seconds(), t.attrs)
+		}
+	}
+}
+
+// recordRules adds a page's matches (counts by index into rules, as
+// converter.convert returns them) to the rule counters.
+func (t *telemetry) recordRules(ctx context.Context, rules []rule, matches []int64) {
+	for i, n := range matches {
+		if n == 0 {
+			continue
+		}
+		name := metric.WithAttributes(attribute.String("rule", rules[i].name))
+		t.ruleMatches.Add(ctx, n, t.attrs, name)
+		if rules[i].drop {
+			t.ruleDrops.Add(ctx, n, t.attrs, name)
 		}
 	}
 }
