@@ -29,7 +29,7 @@ include mk/demo.mk
 include mk/peer.mk
 include mk/alerting.mk
 
-.PHONY: all build test unit-test lint kube bench bench-e2e fmt vet clean
+.PHONY: all build test unit-test lint kube bench bench-e2e bench-alerts fmt vet clean
 
 all: build
 
@@ -87,6 +87,14 @@ E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoe
 bench-e2e: build kube
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
 		$(GO) test -count=1 -timeout 60m -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'
+
+## bench-alerts: TestAlerts, the time from an Event to its alert in
+## Alertmanager by the Loki ruler and by Prometheus (BENCHMARKS.md), on a real
+## node (as root).
+bench-alerts: build kube loki node prometheus alertmanager
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) \
+		K8SEVENTS_PROMETHEUS=$(PROMETHEUS) K8SEVENTS_ALERTMANAGER=$(ALERTMANAGER) \
+		$(GO) test -count=1 -timeout 30m -v -run '^TestAlerts$$' ./e2e/ | grep -E '^( *--- |ok|FAIL| *alerts_test.go:[0-9]+: (event to alertmanager|resolved|OOM kill))'
 
 ## fmt: gofmt and goimports (module imports last) as make lint checks them.
 fmt: $(GOLANGCI_LINT)
