@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -501,7 +502,7 @@ func waitAlerts(t *testing.T, alerts *alertLog, events *eventLog) map[string]see
 	t.Helper()
 	found := map[string]seenAlert{}
 	var all map[string]seenAlert
-	poll(t, "the alerts in Alertmanager", func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, waitLong, true, func(context.Context) (bool, error) {
 		all = alerts.all()
 		for _, w := range wantAlerts {
 			for _, s := range all {
@@ -510,8 +511,17 @@ func waitAlerts(t *testing.T, alerts *alertLog, events *eventLog) map[string]see
 				}
 			}
 		}
-		return len(found) == len(wantAlerts), alerts.lastErr()
+		return len(found) == len(wantAlerts), nil
 	})
+	if err != nil {
+		var missing []string
+		for _, w := range wantAlerts {
+			if _, ok := found[w.key()]; !ok {
+				missing = append(missing, w.key())
+			}
+		}
+		t.Fatalf("alerts not in Alertmanager within %v (last error: %v): %v; there: %v", waitLong, alerts.lastErr(), missing, slices.Sorted(maps.Keys(all)))
+	}
 	for _, w := range wantAlerts {
 		a := found[w.key()]
 		match := func(key string) bool {
