@@ -56,6 +56,7 @@ var wantKubeletEvents = []kubeletEvent{
 // repeated; and that the collector's token may do nothing beyond the
 // documented rules.
 func TestDeployed(t *testing.T) {
+	t.Parallel()
 	cp, sink := startNode(t)
 	c := cp.Client()
 	ctx := t.Context()
@@ -270,6 +271,7 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
 // Events of my-app, and only those, with no permission outside my-app and
 // its own namespace.
 func TestDeployedNamespaced(t *testing.T) {
+	t.Parallel()
 	const watched, other = "my-app", "other"
 	cp, sink := startNode(t)
 	c := cp.Client()

@@ -66,7 +66,10 @@ const (
 // eachMode runs f once per mode, as subtests named after the modes.
 func eachMode(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range []string{modePoll, modeWatch} {
-		t.Run(mode, func(t *testing.T) { f(t, mode) })
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
 	}
 }
 

@@ -115,6 +115,7 @@ var eventsRule = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []stri
 // two replicas with the security settings and probes the README promises,
 // and the image that `make image` names.
 func TestDeployManifests(t *testing.T) {
+	t.Parallel()
 	for _, variant := range []string{"deploy", "deploy/namespaced"} {
 		t.Run(variant, func(t *testing.T) {
 			objs := kustomize(t, variant)
@@ -229,6 +230,7 @@ func distVersion(t *testing.T) string {
 // configuration files of deploy/ and deploy/namespaced/, with the
 // environment the Deployment gives them.
 func TestDeployConfigValidates(t *testing.T) {
+	t.Parallel()
 	bin := collectortest.Binary(t)
 	root, err := testbin.ModuleRoot()
 	if err != nil {
@@ -257,6 +259,7 @@ func TestDeployConfigValidates(t *testing.T) {
 // (there is no Docker engine here), describes the image that `make image`
 // writes: the same files, entrypoint, arguments and user.
 func TestDockerfileMatchesImage(t *testing.T) {
+	t.Parallel()
 	image := testbin.Find(t, EnvImage, "_build/otelcol-k8sevents-image.tar", "run `make image`")
 	root, err := testbin.ModuleRoot()
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 // Events must not make a heap anywhere near ten times larger. It also checks
 // the self-telemetry the collector exposes.
 func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testMemoryDoesNotGrowWithStoredEvents)
 }
 

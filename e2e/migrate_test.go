@@ -45,6 +45,7 @@ const contribStream = `{service_name="unknown_service"}`
 //     with ours;
 //   - a deleted Event comes again from contrib and not from ours.
 func TestMigrationQueries(t *testing.T) {
+	t.Parallel()
 	peer := testbin.Find(t, EnvPeer, ".bin/otelcol-peer", "run `make test`, which builds it with `make peer`")
 	root, err := filepath.Abs("..")
 	if err != nil {

@@ -78,6 +78,7 @@ func createWarnings(t *testing.T, c kubernetes.Interface, ns, kind, prefix, reas
 // records are alerts and at which level Loki files them, and that the
 // count Prometheus reads equals the records Loki holds, reason by reason.
 func TestShippedConfig(t *testing.T) {
+	t.Parallel()
 	opts := kubeOptions()
 	opts.Controllers = true
 	opts.NodeMonitorGracePeriod = 10 * time.Second

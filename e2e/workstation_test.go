@@ -63,6 +63,7 @@ func startWorkstation(t *testing.T, root string, cmd command, loki *lokitest.Lok
 // service_name="k8s-events", with the Pod, container and workload names as
 // structured metadata; the resume point must be under HOME.
 func TestWorkstationCommand(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
