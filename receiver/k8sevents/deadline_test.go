@@ -47,6 +47,17 @@ func scopeState(t *testing.T, tel *componenttest.Telemetry, scopeID string) stri
 	return ""
 }
 
+// savedMark is the revision up to which the resume point in st says every
+// change of the scope "*" was delivered; 0 before the first write.
+func savedMark(t *testing.T, st *memStorage) uint64 {
+	t.Helper()
+	data := st.get(storageKey)
+	if data == nil {
+		return 0
+	}
+	return decodeSaved(t, data).Scopes["*"].Mark
+}
+
 // warnings are the warnings logged with msg.
 func warnings(logs *observer.ObservedLogs, msg string) []observer.LoggedEntry {
 	return logs.FilterMessage(msg).FilterLevelExact(zapcore.WarnLevel).All()
@@ -62,13 +73,17 @@ func TestPollGetsNoAnswer(t *testing.T) {
 		api.addN("default", "before", 3)
 		srv := startHTTPAPI(t, api, http2)
 		h := newHarness(t, api, func(cfg *Config) {
+			withStorage(cfg)
+			cfg.CheckpointInterval = time.Millisecond
 			cfg.Interval = 50 * time.Millisecond
 			cfg.RequestTimeout = testRequestTimeout
 		})
 		srv.useWith(t, h)
-		h.start(t)
+		st := &memStorage{}
+		h.startWithStorage(t, st)
 		require.Eventually(t, func() bool { return h.sink.count() == 3 }, time.Minute, time.Millisecond)
 		require.Eventually(t, func() bool { return scopeState(t, h.tel, "*") == stateIdle }, time.Minute, time.Millisecond)
+		require.Eventually(t, func() bool { return savedMark(t, st) == 103 }, time.Minute, time.Millisecond)
 
 		conns := srv.conns.Load()
 		srv.silent.Store(true)
@@ -77,9 +92,11 @@ func TestPollGetsNoAnswer(t *testing.T) {
 		require.Eventually(t, func() bool { return srv.abandoned.Load() >= 3 }, time.Minute, time.Millisecond)
 		assert.Equal(t, stateRetrying, scopeState(t, h.tel, "*"))
 		assert.Equal(t, 3, h.sink.count(), "nothing new while the server is silent")
+		assert.Equal(t, uint64(103), savedMark(t, st), "the resume point stays where the delivered Events end")
 
 		srv.silent.Store(false)
 		require.Eventually(t, func() bool { return h.sink.count() >= 7 }, time.Minute, time.Millisecond)
+		require.Eventually(t, func() bool { return savedMark(t, st) == 107 }, time.Minute, time.Millisecond)
 		h.settle(t)
 		assert.Equal(t, 7, h.sink.count())
 		assert.Empty(t, h.sink.repeats())
@@ -115,13 +132,17 @@ func TestWatchGetsNoAnswer(t *testing.T) {
 		srv := startHTTPAPI(t, api, http2)
 		h := newHarness(t, api, func(cfg *Config) {
 			withWatch(cfg)
+			withStorage(cfg)
+			cfg.CheckpointInterval = time.Millisecond
 			cfg.Interval = 50 * time.Millisecond
 			cfg.RequestTimeout = testRequestTimeout
 		})
 		h.rcv.watch.stallAfter = 500 * time.Millisecond
 		srv.useWith(t, h)
-		h.start(t)
+		st := &memStorage{}
+		h.startWithStorage(t, st)
 		require.Eventually(t, func() bool { return h.sink.count() == 3 }, time.Minute, time.Millisecond)
+		require.Eventually(t, func() bool { return savedMark(t, st) == 103 }, time.Minute, time.Millisecond)
 		require.Eventually(t, func() bool { return scopeState(t, h.tel, "*") == stateStreaming }, time.Minute, time.Millisecond)
 
 		conns := srv.conns.Load()
@@ -133,6 +154,7 @@ func TestWatchGetsNoAnswer(t *testing.T) {
 		}, time.Minute, time.Millisecond)
 		assert.Equal(t, stateRetrying, scopeState(t, h.tel, "*"))
 		assert.Equal(t, 3, h.sink.count(), "nothing new while the server is silent")
+		assert.Equal(t, uint64(103), savedMark(t, st), "the resume point stays where the delivered Events end")
 
 		srv.silent.Store(false)
 		h.barrier(t, "default")
