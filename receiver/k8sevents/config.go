@@ -59,6 +59,14 @@ const (
 	// maxBatchTimeout keeps "within a second" true whatever the setting.
 	maxBatchTimeout = 10 * time.Second
 
+	// defaultRequestTimeout is half of kube-apiserver's own limit for a
+	// request that is not a watch (--request-timeout, 1m by default), after
+	// which the server answers 504 anyway; a page of 10,000 Events (the
+	// largest page_size) comes from the API server's watch cache in well
+	// under a second, so a page that takes longer than this is not slow but
+	// lost on a connection that went silent.
+	defaultRequestTimeout = 30 * time.Second
+
 	defaultCheckpointInterval = 5 * time.Second
 	defaultLeaseDuration      = 15 * time.Second
 	defaultRenewDeadline      = 10 * time.Second
@@ -98,6 +106,16 @@ type Config struct {
 	// after its first before it is handed on (it also closes at page_size
 	// Events). Default: 200ms.
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	// RequestTimeout is the longest the receiver waits for the answer to
+	// one request to the API server that is not a watch stream: a list
+	// page, the answer to a watch request (until its stream starts), a read
+	// or write of the checkpoint ConfigMap or of the leader_election Lease.
+	// A request that runs out of time is logged and retried from the
+	// cursor on a new connection, so that a connection that went silent (a
+	// NAT or load balancer that lost its flow) cannot hang the receiver. Watch streams are not cut by it: a stream that brings
+	// nothing, not even a bookmark, is replaced by its own stall timer.
+	// Default: 30s.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 	// StartAt is which Events the first poll emits: end (only those that
 	// appear or change after the start) or beginning (also those already
 	// stored). Default: end.
@@ -184,6 +202,8 @@ func createDefaultConfig() *Config {
 		BatchTimeout: defaultBatchTimeout,
 		StartAt:      StartAtEnd,
 
+		RequestTimeout: defaultRequestTimeout,
+
 		SeverityText: SeverityTextEventType,
 
 		CheckpointInterval: defaultCheckpointInterval,
@@ -231,6 +251,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.BatchTimeout <= 0 || cfg.BatchTimeout > maxBatchTimeout {
 		errs = append(errs, fmt.Errorf("batch_timeout: must be a positive duration up to %v, such as 200ms, got %v", maxBatchTimeout, cfg.BatchTimeout))
+	}
+	if cfg.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("request_timeout: must be a positive duration such as 30s (the longest wait for the API server's answer to a request), got %v", cfg.RequestTimeout))
 	}
 	switch cfg.StartAt {
 	case StartAtEnd, StartAtBeginning:

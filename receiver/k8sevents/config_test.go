@@ -48,6 +48,7 @@ func TestConfigValid(t *testing.T) {
 			name: "all_fields",
 			mutate: func(cfg *Config) {
 				cfg.AuthType, cfg.Context, cfg.Interval, cfg.PageSize = AuthTypeKubeConfig, "kind-dev", 10*time.Second, 100
+				cfg.RequestTimeout = 45 * time.Second
 				cfg.StartAt, cfg.ClusterName = StartAtBeginning, "prod-eu-1"
 				cfg.ExcludeNamespaces = []string{"kube-system", "kube-public"}
 			},
@@ -118,6 +119,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Empty(t, cfg.FieldSelector)
 	assert.Equal(t, time.Minute, cfg.Interval)
 	assert.Equal(t, int64(500), cfg.PageSize)
+	assert.Equal(t, 30*time.Second, cfg.RequestTimeout)
 	assert.Equal(t, StartAtEnd, cfg.StartAt)
 	assert.Nil(t, cfg.Storage)
 	assert.False(t, cfg.Checkpoint.HasValue())
@@ -142,6 +144,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"context_without_kubeconfig", []string{`context: is only used with auth_type kubeConfig`}},
 		{"zero_interval", []string{"interval: must be a positive duration", "got 0s"}},
 		{"negative_interval", []string{"interval: must be a positive duration", "got -5s"}},
+		{"zero_request_timeout", []string{"request_timeout: must be a positive duration such as 30s", "got 0s"}},
+		{"negative_request_timeout", []string{"request_timeout: must be a positive duration such as 30s", "got -1s"}},
 		{"bad_page_size", []string{"page_size: must be between 1 and 10000, got 0"}},
 		{"huge_page_size", []string{"page_size: must be between 1 and 10000, got 100000"}},
 		{"bad_start_at", []string{`start_at: "now" is not supported; use end or beginning`}},
