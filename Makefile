@@ -27,6 +27,7 @@ include mk/loki.mk
 include mk/node.mk
 include mk/demo.mk
 include mk/peer.mk
+include mk/helm.mk
 
 .PHONY: all build test unit-test lint kube bench bench-e2e fmt vet clean
 
@@ -64,10 +65,11 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## (with a real node when run as root: see mk/node.mk), the real collector
-## binary and image, and contrib's k8s_events collector (the migration guide's
-## before-and-after queries).
-test: build kube loki node image peer
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) \
+## binary and image, contrib's k8s_events collector (the migration guide's
+## before-and-after queries) and helm (the chart's lint, template, install,
+## upgrade and uninstall).
+test: build kube loki node image peer helm
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) K8SEVENTS_HELM=$(HELM) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.
