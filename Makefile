@@ -29,7 +29,7 @@ include mk/demo.mk
 include mk/peer.mk
 include mk/helm.mk
 
-.PHONY: all build test unit-test lint kube bench bench-e2e fmt vet clean
+.PHONY: all build test unit-test lint kube bench bench-e2e bench-rollout fmt vet clean
 
 all: build
 
@@ -86,6 +86,13 @@ E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoe
 bench-e2e: build kube
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
 		$(GO) test -count=1 -timeout 60m -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'
+
+## bench-rollout: the rolling upgrades of BENCHMARKS.md: `helm upgrade` of the
+## chart and `kubectl rollout restart` of deploy/ on a real node (as root)
+## while Events are created, with the lost and repeated Events.
+bench-rollout: build kube node image helm
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_HELM=$(HELM) \
+		$(GO) test -count=1 -timeout 30m -v -run '^(TestChartOnNode|TestDeployed)$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: (helm upgrade|kubectl rollout))'
 
 ## fmt: gofmt and goimports (module imports last) as make lint checks them.
 fmt: $(GOLANGCI_LINT)

@@ -37,7 +37,10 @@ func TestChartServerDryRun(t *testing.T) {
 	createNamespaces(t, c, "my-app", "my-db") // examples/namespaced.yaml reads them
 
 	for _, args := range append([][]string{{withEndpoint}}, examplesArgs(chartExamples(t))...) {
-		name := strings.TrimSuffix(filepath.Base(args[len(args)-1]), ".yaml")
+		name := "defaults"
+		if args[0] == "-f" {
+			name = strings.TrimSuffix(filepath.Base(args[1]), ".yaml")
+		}
 		t.Run(name, func(t *testing.T) {
 			manifest := h.template(t, args...)
 			objs, unknown := decodeManifest(t, manifest)
@@ -88,6 +91,7 @@ func checkServiceMonitor(t *testing.T, docs []string, objs []runtime.Object) {
 		APIVersion string `yaml:"apiVersion"`
 		Kind       string `yaml:"kind"`
 		Metadata   struct {
+			Name      string            `yaml:"name"`
 			Namespace string            `yaml:"namespace"`
 			Labels    map[string]string `yaml:"labels"`
 		} `yaml:"metadata"`
