@@ -225,9 +225,9 @@ func TestChartOnNode(t *testing.T) {
 			t.Fatalf("the leader %q is none of the collector's pods", leader)
 		}
 		metrics := shell(t, cp, cmds[1])
-		m := regexp.MustCompile(`(?m)^otelcol_exporter_sent_log_records_total\{[^}]*exporter="otlp_http"[^}]*\} (\d+)`).FindStringSubmatch(metrics)
+		m := regexp.MustCompile(`(?m)^otelcol_exporter_sent_log_records\{[^}]*exporter="otlp_http"[^}]*\} (\d+)$`).FindStringSubmatch(metrics)
 		if m == nil {
-			t.Fatalf("no otelcol_exporter_sent_log_records_total of otlp_http in the leader's metrics")
+			t.Fatalf("no otelcol_exporter_sent_log_records of otlp_http in the leader's metrics")
 		}
 		sent, _ := strconv.Atoi(m[1])
 		var ip string
@@ -273,6 +273,9 @@ func TestChartOnNode(t *testing.T) {
 		}
 		recs := rollUnderLoad(t, c, sink, "helm upgrade of the chart", func() { d.run(t, upgrade[0]) })
 		// The stream's last Events came after the rollout: the new configuration.
+		if len(recs) == 0 {
+			t.Fatal("no record of the stream")
+		}
 		if last := recs[len(recs)-1]; last.Str("k8s.cluster.name") != m[1] {
 			t.Errorf("the last record after the upgrade has k8s.cluster.name %q, want %q", last.Str("k8s.cluster.name"), m[1])
 		}

@@ -153,6 +153,12 @@ func (w *rolloutWatch) pod(p *corev1.Pod) {
 	w.podIPs[p.Name] = p.Status.PodIP
 }
 
+func (w *rolloutWatch) ip(pod string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.podIPs[pod]
+}
+
 func (w *rolloutWatch) lease(l *coordinationv1.Lease) {
 	holder := ""
 	if l.Spec.HolderIdentity != nil {
@@ -212,7 +218,8 @@ func (w *rolloutWatch) handovers() []handover {
 // bound is how many of the records in want may repeat: those that a leader
 // which handed over had delivered and that the checkpoint its successor
 // resumed from does not cover.
-func (w *rolloutWatch) bound(recs []otlpsink.Record, want []string) (int, []handover) {
+func (w *rolloutWatch) bound(t *testing.T, recs []otlpsink.Record, want []string) (int, []handover) {
+	t.Helper()
 	ids := make(map[string]bool, len(want))
 	for _, id := range want {
 		ids[id] = true
@@ -223,9 +230,12 @@ func (w *rolloutWatch) bound(recs []otlpsink.Record, want []string) (int, []hand
 	w.mu.Unlock()
 	n := 0
 	for _, ho := range hos {
-		ip := ips[ho.from]
+		ip, ok := ips[ho.from]
+		if !ok {
+			t.Errorf("no address seen for pod %s, which handed the Lease over: its records cannot be told apart", ho.from)
+		}
 		n += countWhere(recs, func(r otlpsink.Record) bool {
-			return ip != "" && r.From == ip && ids[recordID(r)] && !ho.resumed.covers(r)
+			return r.From == ip && ids[recordID(r)] && !ho.resumed.covers(r)
 		})
 	}
 	return n, hos
@@ -273,10 +283,10 @@ func rollUnderLoad(t *testing.T, c kubernetes.Interface, sink *otlpsink.Sink, wh
 	time.Sleep(3 * time.Second) // a late repeat would be here by now
 	recs := sink.Records()
 	lost, repeated := lostAndRepeated(recs, want)
-	bound, hos := w.bound(recs, want)
+	bound, hos := w.bound(t, recs, want)
 	var steps []string
 	for _, ho := range hos {
-		steps = append(steps, fmt.Sprintf("%s -> %s (%.1fs after the previous holder change)", ho.from, ho.to, ho.released.Seconds()))
+		steps = append(steps, fmt.Sprintf("%s (%s) -> %s, %.1fs after the previous holder change", ho.from, w.ip(ho.from), ho.to, ho.released.Seconds()))
 	}
 	t.Logf("%s: replicas %v replaced by %v in %.1fs; %d Events created meanwhile: %d lost, %d repeated (bound %d: delivered by the leaders that handed over and not covered by the checkpoint their successors resumed from); handovers: %s",
 		what, before, after, took.Seconds(), len(want), lost, repeated, bound, strings.Join(steps, "; "))
