@@ -110,7 +110,7 @@ func TestChartReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err = yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("parse values.yaml: %v", err)
 	}
 	rows := chartValues(t, doc.Content[0], "")

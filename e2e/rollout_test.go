@@ -72,7 +72,7 @@ func watchRollout(t *testing.T, c kubernetes.Interface, namespace string) *rollo
 	for i := range podList.Items {
 		w.pod(&podList.Items[i])
 	}
-	follow(t, ctx, &wg, podList.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	follow(ctx, t, &wg, podList.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		o.LabelSelector = pods.LabelSelector
 		return c.CoreV1().Pods(namespace).Watch(ctx, o)
 	}, func(o runtime.Object) {
@@ -91,7 +91,7 @@ func watchRollout(t *testing.T, c kubernetes.Interface, namespace string) *rollo
 	for i := range leases.Items {
 		w.lease(&leases.Items[i])
 	}
-	follow(t, ctx, &wg, leases.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	follow(ctx, t, &wg, leases.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		o.FieldSelector = byName(deployLease).FieldSelector
 		return c.CoordinationV1().Leases(namespace).Watch(ctx, o)
 	}, func(o runtime.Object) {
@@ -107,7 +107,7 @@ func watchRollout(t *testing.T, c kubernetes.Interface, namespace string) *rollo
 	for i := range cms.Items {
 		w.checkpoint(t, &cms.Items[i])
 	}
-	follow(t, ctx, &wg, cms.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	follow(ctx, t, &wg, cms.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		o.FieldSelector = byName(deployCheckpoint).FieldSelector
 		return c.CoreV1().ConfigMaps(namespace).Watch(ctx, o)
 	}, func(o runtime.Object) {
@@ -120,7 +120,7 @@ func watchRollout(t *testing.T, c kubernetes.Interface, namespace string) *rollo
 
 // follow watches from rv (watching again where a watch ends) and hands
 // every object to on, until ctx ends.
-func follow(t *testing.T, ctx context.Context, wg *sync.WaitGroup, rv string, watchFn cache.WatchFuncWithContext, on func(runtime.Object)) {
+func follow(ctx context.Context, t *testing.T, wg *sync.WaitGroup, rv string, watchFn cache.WatchFuncWithContext, on func(runtime.Object)) {
 	t.Helper()
 	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, &cache.ListWatch{WatchFuncWithContext: watchFn})
 	if err != nil {
