@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,8 +100,9 @@ func valuesTable(rows []chartValue) string {
 }
 
 // TestChartReadme: every value of the chart has a comment in values.yaml,
-// and the values table of the chart's README is the one values.yaml makes
-// (-update-chart-readme rewrites it).
+// the values table of the chart's README is the one values.yaml makes
+// (-update-chart-readme rewrites it), and its values snippets are parts of
+// the example values files.
 func TestChartReadme(t *testing.T) {
 	t.Parallel()
 	root, err := testbin.ModuleRoot()
@@ -139,4 +143,56 @@ func TestChartReadme(t *testing.T) {
 	if string(readme) != want {
 		t.Errorf("the values table of %s is not the one values.yaml makes; run `go test ./e2e -run TestChartReadme -update-chart-readme`. It should be:\n%s", readmePath, table)
 	}
+
+	// The README's values snippets are parts of example files, which the
+	// other chart tests render, validate and apply.
+	examples, err := filepath.Glob(filepath.Join(root, chartDir, "examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed []any
+	for _, e := range examples {
+		var v any
+		data, err := os.ReadFile(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(data, &v); err != nil {
+			t.Fatalf("parse %s: %v", e, err)
+		}
+		parsed = append(parsed, v)
+	}
+	snippets := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(snippets) == 0 {
+		t.Errorf("%s has no yaml snippet", readmePath)
+	}
+	for _, m := range snippets {
+		var v any
+		if err := yaml.Unmarshal([]byte(m[1]), &v); err != nil {
+			t.Errorf("a yaml snippet of %s does not parse: %v\n%s", readmePath, err, m[1])
+			continue
+		}
+		if !slices.ContainsFunc(parsed, func(e any) bool { return yamlSubset(v, e) }) {
+			t.Errorf("the yaml snippet of %s is part of no example values file:\n%s", readmePath, m[1])
+		}
+	}
+}
+
+// yamlSubset reports whether every key of sub is in super with the same
+// value (maps compared key by key, anything else whole).
+func yamlSubset(sub, super any) bool {
+	sm, ok := sub.(map[string]any)
+	if !ok {
+		return reflect.DeepEqual(sub, super)
+	}
+	pm, ok := super.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, v := range sm {
+		if pv, ok := pm[k]; !ok || !yamlSubset(v, pv) {
+			return false
+		}
+	}
+	return true
 }

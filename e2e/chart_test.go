@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -90,6 +91,25 @@ func TestChartRender(t *testing.T) {
 	t.Parallel()
 	h := newHelm(t, "")
 	examples := chartExamples(t)
+
+	t.Run("HelmVersion", func(t *testing.T) {
+		// make helm stamps the version tools/helm/go.mod pins.
+		root, err := testbin.ModuleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gomod, err := os.ReadFile(filepath.Join(root, "tools", "helm", "go.mod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^require helm\.sh/helm/v4 (v\S+)$`).FindSubmatch(gomod)
+		if m == nil {
+			t.Fatal("tools/helm/go.mod requires no helm.sh/helm/v4")
+		}
+		if got := strings.TrimSpace(h.mustRun(t, "version", "--template", "{{.Version}}")); got != string(m[1]) {
+			t.Errorf("helm version %q, want %s (tools/helm/go.mod); run make helm", got, m[1])
+		}
+	})
 
 	t.Run("Lint", func(t *testing.T) {
 		for _, args := range append([][]string{{withEndpoint}}, examplesArgs(examples)...) {
