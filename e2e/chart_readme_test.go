@@ -135,7 +135,7 @@ func TestChartReadme(t *testing.T) {
 	}
 	want := before + valuesTableBegin + "\n" + table + valuesTableEnd + after
 	if *updateChartReadme {
-		if err := os.WriteFile(readmePath, []byte(want), 0o644); err != nil {
+		if err = os.WriteFile(readmePath, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
