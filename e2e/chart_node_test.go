@@ -157,7 +157,7 @@ func TestChartOnNode(t *testing.T) {
 	d := docRunner{cp: cp, helm: newHelm(t, cp.Kubeconfig())}
 
 	install := docCommands(t, "README.md", "## Deploy to a cluster")
-	if chartInstall := docCommands(t, chartDir+"/README.md", "## Install"); !slices.Equal(install[:len(chartInstall)], chartInstall) {
+	if chartInstall := docCommands(t, chartDir+"/README.md", "## Install"); len(install) < len(chartInstall) || !slices.Equal(install[:len(chartInstall)], chartInstall) {
 		t.Fatalf("the README's first commands %q are not the chart README's install commands %q", install, chartInstall)
 	}
 	var notes, cluster string
@@ -178,8 +178,12 @@ func TestChartOnNode(t *testing.T) {
 	if notes == "" {
 		t.Fatalf("no helm install among the README's commands %q", install)
 	}
-	if ns, err := c.CoreV1().Namespaces().Get(t.Context(), deployNamespace, metav1.GetOptions{}); err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
-		t.Fatalf("namespace %s: labels %v, %v; want Pod Security restricted enforced", deployNamespace, ns.Labels, err)
+	ns, err := c.CoreV1().Namespaces().Get(t.Context(), deployNamespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+		t.Fatalf("namespace %s: labels %v; want Pod Security restricted enforced (the Pods run under it)", deployNamespace, ns.Labels)
 	}
 	waitDeployment(t, c)
 	pods := collectorPods(t, c)
