@@ -29,8 +29,9 @@ include mk/loki.mk
 include mk/node.mk
 include mk/demo.mk
 include mk/peer.mk
+include mk/helm.mk
 
-.PHONY: all build test test-deps unit-test lint kube bench bench-e2e fmt vet clean
+.PHONY: all build test test-deps unit-test lint kube bench bench-e2e bench-rollout fmt vet clean
 
 all: build
 
@@ -75,7 +76,7 @@ $(KUBE_BINS) $(NODE_BINS) &: tools/kube/go.mod tools/kube/go.sum
 # collector, tools/kube, tools/loki, ...), built side by side: on a cold
 # cache one build alone leaves a core idle while it downloads modules and
 # links, which another build fills. TEST_JOBS=1 builds them one at a time.
-TEST_DEPS := build kube loki node image peer
+TEST_DEPS := build kube loki node image peer helm
 TEST_JOBS ?= 4
 
 ## test-deps: everything `make test` runs, built TEST_JOBS at a time.
@@ -83,11 +84,12 @@ test-deps: $(TEST_DEPS)
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## (with a real node when run as root: see mk/node.mk), the real collector
-## binary and image, and contrib's k8s_events collector (the migration guide's
-## before-and-after queries).
+## binary and image, contrib's k8s_events collector (the migration guide's
+## before-and-after queries) and helm (the chart's lint, template, install,
+## upgrade and uninstall).
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) test-deps
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) \
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) K8SEVENTS_HELM=$(HELM) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
 ## unit-test: only the tests that need neither the control plane nor the binary.
@@ -104,6 +106,13 @@ E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoe
 bench-e2e: build kube
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
 		$(GO) test -count=1 -timeout 60m -parallel 1 -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'
+
+## bench-rollout: the rolling upgrades of BENCHMARKS.md: `helm upgrade` of the
+## chart and `kubectl rollout restart` of deploy/ on a real node (as root)
+## while Events are created, with the lost and repeated Events.
+bench-rollout: build kube node image helm
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_HELM=$(HELM) \
+		$(GO) test -count=1 -timeout 30m -v -run '^(TestChartOnNode|TestDeployed)$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: (helm upgrade|kubectl rollout))'
 
 ## fmt: gofmt and goimports (module imports last) as make lint checks them.
 fmt: $(GOLANGCI_LINT)

@@ -53,8 +53,9 @@ var wantKubeletEvents = []kubeletEvent{
 // OOM-killed and fail a liveness probe arrive exactly once, with their
 // severity, Pod and container, and time; that deleting the leader makes the
 // other replica take over from the shared checkpoint with nothing lost or
-// repeated; and that the collector's token may do nothing beyond the
-// documented rules.
+// repeated; that the collector's token may do nothing beyond the
+// documented rules; and that `kubectl rollout restart`, which replaces both
+// replicas while Events keep coming, loses none (see rollUnderLoad).
 func TestDeployed(t *testing.T) {
 	t.Parallel()
 	cp, sink := startNode(t)
@@ -142,7 +143,7 @@ func TestDeployed(t *testing.T) {
 		}
 	})
 
-	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events) })
+	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events, "e2e-node") })
 
 	t.Run("RBAC", func(t *testing.T) {
 		pod := collectorPods(t, c)[0]
@@ -156,6 +157,13 @@ func TestDeployed(t *testing.T) {
 			deployNamespace: append(events,
 				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
 				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
+		})
+	})
+
+	// Last, as it may repeat what the checks above allow no repeat of.
+	t.Run("RolloutRestart", func(t *testing.T) {
+		rollUnderLoad(t, c, sink, "kubectl rollout restart of deploy/", func() {
+			kubectl(t, cp, "rollout", "restart", "deployment/"+deployName, "--namespace", deployNamespace)
 		})
 	})
 }
@@ -189,9 +197,10 @@ func runWorkload(t *testing.T, c kubernetes.Interface) {
 }
 
 // checkRecords checks every record against the Event it came from: the
-// time it happened, severity and resource attributes; and that the
-// kubelet's Events of the workload and the Node are there.
-func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
+// time it happened, severity and resource attributes (k8s.cluster.name is
+// cluster); and that the kubelet's Events of the workload and the Node are
+// there.
+func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, cluster string) {
 	byUID := map[string]corev1.Event{}
 	for _, ev := range events {
 		byUID[string(ev.UID)] = ev
@@ -213,8 +222,8 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
 		if r.Severity != severity[ev.Type] {
 			t.Errorf("%s: severity %v, want %v", id, r.Severity, severity[ev.Type])
 		}
-		if r.Str("k8s.cluster.name") != "e2e-node" {
-			t.Errorf("%s: k8s.cluster.name %q, want e2e-node", id, r.Str("k8s.cluster.name"))
+		if r.Str("k8s.cluster.name") != cluster {
+			t.Errorf("%s: k8s.cluster.name %q, want %s", id, r.Str("k8s.cluster.name"), cluster)
 		}
 		if ev.Source.Component != "kubelet" {
 			continue
