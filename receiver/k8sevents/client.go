@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/collector/receiver"
 	"k8s.io/client-go/kubernetes"
+	k8smetadata "k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -71,6 +72,22 @@ func newClient(cfg *Config, userAgent string) (kubernetes.Interface, error) {
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+// newMetadataClient is the client of lookups (extract): the metadata API,
+// which returns only an object's metadata, in protobuf, with its own
+// client-side rate limit.
+func newMetadataClient(cfg *Config, userAgent string) (k8smetadata.Interface, error) {
+	rc, err := restConfig(cfg, userAgent)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = lookupQPS, lookupBurst
+	client, err := k8smetadata.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("create kubernetes metadata client: %w", err)
 	}
 	return client, nil
 }

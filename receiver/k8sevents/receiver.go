@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
+	k8smetadata "k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/leaderelection"
 )
 
@@ -50,6 +51,12 @@ type eventsReceiver struct {
 	// newClient builds the API client in Start; tests replace it.
 	newClient func() (kubernetes.Interface, error)
 	client    kubernetes.Interface
+	// newMetadata builds the client of lookups in Start, when extract asks
+	// for any; tests replace it.
+	newMetadata func() (k8smetadata.Interface, error)
+	// lookup finds the owners and labels of involved objects; nil when
+	// extract asks for nothing.
+	lookup *resolver
 	// conv converts pages with cluster_name, rules and severity_text.
 	conv converter
 	// now is the clock for ObservedTimestamp; tests replace it.
@@ -99,16 +106,17 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
 	return &eventsReceiver{
-		cfg:       cfg,
-		settings:  set,
-		next:      next,
-		obs:       obs,
-		tel:       tel,
-		scopes:    scopesOf(cfg),
-		identity:  newIdentity(),
-		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent(set)) },
-		now:       time.Now,
-		conv:      conv,
+		cfg:         cfg,
+		settings:    set,
+		next:        next,
+		obs:         obs,
+		tel:         tel,
+		scopes:      scopesOf(cfg),
+		identity:    newIdentity(),
+		newClient:   func() (kubernetes.Interface, error) { return newClient(cfg, userAgent(set)) },
+		newMetadata: func() (k8smetadata.Interface, error) { return newMetadataClient(cfg, userAgent(set)) },
+		now:         time.Now,
+		conv:        conv,
 
 		deliveryGrace: deliveryGrace,
 		watch:         defaultWatchTimings,
@@ -125,6 +133,13 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 	r.client = client
+	if r.cfg.Extract.enabled() {
+		mc, err := r.newMetadata()
+		if err != nil {
+			return err
+		}
+		r.lookup = newResolver(mc, r.cfg, r.conv.keeps, r.tel, r.settings.Logger)
+	}
 	var elect *leaderelection.LeaderElectionConfig
 	if le := r.cfg.LeaderElection.Get(); le != nil {
 		if elect, err = r.electionConfig(client, le); err != nil {
@@ -204,6 +219,9 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 		stop()
 		grace.Stop()
 		r.cancelDelivering()
+	}
+	if r.lookup != nil {
+		r.lookup.stop()
 	}
 	if r.store == nil {
 		return nil
@@ -314,8 +332,12 @@ func (r *eventsReceiver) logMarked(marked []string) {
 // permanent error means the data can never be accepted: it is dropped, and
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
+	var found map[objectRef][]attr
+	if r.lookup != nil {
+		found = r.lookup.resolve(ctx, events)
+	}
 	handoff := time.Now()
-	logs := r.conv.convert(events, r.now())
+	logs := r.conv.convert(events, r.now(), found)
 	r.tel.recordDelays(ctx, events, handoff)
 	obsCtx := r.obs.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(obsCtx, logs)
