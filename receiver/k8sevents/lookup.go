@@ -96,7 +96,7 @@ type resolver struct {
 	// attrKeys holds, per kind, the attribute names of labels then
 	// annotations, built once so that cached objects share them.
 	attrKeys map[schema.GroupKind][]string
-	ttl                 time.Duration
+	ttl      time.Duration
 	// timeout bounds each GET, and deadline the wait of a page; both are
 	// lookupTimeout, which tests shorten.
 	timeout, deadline time.Duration
