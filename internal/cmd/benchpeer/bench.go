@@ -74,7 +74,7 @@ func (b *bench) apiServerCPU() (time.Duration, error) {
 	return cpuTime(pid)
 }
 
-// storeEvents creates the namespace and the stored Events.
+// storeEvents creates the namespace, the Pods (-pods) and the stored Events.
 func (b *bench) storeEvents(ctx context.Context) error {
 	_, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace}}, metav1.CreateOptions{})
 	if err != nil {

@@ -138,9 +138,6 @@ func run(ctx context.Context, logger *log.Logger, s settings) (_ *report, err er
 	defer func() { err = errors.Join(err, b.close()) }()
 
 	rep := newReport(s)
-	if err := b.createPods(ctx); err != nil {
-		return nil, err
-	}
 	if err := b.storeEvents(ctx); err != nil {
 		return nil, err
 	}
