@@ -412,8 +412,8 @@ func startOwnerWorkloads(t *testing.T, c kubernetes.Interface) *ownerWorkloads {
 
 	// The Deployment's first version: one Pod deleted and replaced.
 	poll(t, "deployment web ready", func(ctx context.Context) (bool, error) {
-		d, err := c.AppsV1().Deployments(ns).Get(ctx, w.deploymentName, metav1.GetOptions{})
-		return err == nil && deploymentReady(d, 1), err
+		d, getErr := c.AppsV1().Deployments(ns).Get(ctx, w.deploymentName, metav1.GetOptions{})
+		return getErr == nil && deploymentReady(d, 1), getErr
 	})
 	started := waitEventWhere(t, c, ns, "a Pod of web started", func(ev corev1.Event) bool {
 		return ev.Reason == "Started" && strings.HasPrefix(ev.InvolvedObject.Name, "web-")
@@ -423,9 +423,9 @@ func startOwnerWorkloads(t *testing.T, c kubernetes.Interface) *ownerWorkloads {
 	// Its replacement ready: the rollout below would otherwise delete it as
 	// an unhealthy old replica.
 	poll(t, "the replacement of the deleted Pod of web ready", func(ctx context.Context) (bool, error) {
-		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		if err != nil || len(pods.Items) != 1 {
-			return false, err
+		pods, listErr := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if listErr != nil || len(pods.Items) != 1 {
+			return false, listErr
 		}
 		for _, cond := range pods.Items[0].Status.Conditions {
 			if cond.Type == corev1.PodReady {
@@ -436,7 +436,7 @@ func startOwnerWorkloads(t *testing.T, c kubernetes.Interface) *ownerWorkloads {
 	})
 	// The second version crash-loops; the first stays (maxUnavailable 0).
 	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"main","command":["sh","-c","echo v2 fails; exit 1"]}]}}}}`
-	if _, err := c.AppsV1().Deployments(ns).Patch(ctx, w.deploymentName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err = c.AppsV1().Deployments(ns).Patch(ctx, w.deploymentName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("roll out web v2: %v", err)
 	}
 	waitEventWhere(t, c, ns, "a BackOff of web v2", func(ev corev1.Event) bool {

@@ -78,12 +78,6 @@ func (f *fakeMeta) add(resource, namespace, name string, opts ...objOption) {
 	f.objects[metaKey(resource, namespace, name)] = o
 }
 
-func (f *fakeMeta) remove(resource, namespace, name string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.objects, metaKey(resource, namespace, name))
-}
-
 // getsOf is the number of GETs of one object.
 func (f *fakeMeta) getsOf(resource, namespace, name string) int {
 	f.mu.Lock()

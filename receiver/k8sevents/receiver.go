@@ -134,9 +134,9 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	r.client = client
 	if r.cfg.Extract.enabled() {
-		mc, err := r.newMetadata()
-		if err != nil {
-			return err
+		mc, mcErr := r.newMetadata()
+		if mcErr != nil {
+			return mcErr
 		}
 		r.lookup = newResolver(mc, r.cfg, r.conv.keeps, r.tel, r.settings.Logger)
 	}

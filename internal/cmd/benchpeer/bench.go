@@ -80,7 +80,7 @@ func (b *bench) storeEvents(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create namespace %s: %w", benchNamespace, err)
 	}
-	if err := b.createPods(ctx); err != nil {
+	if err = b.createPods(ctx); err != nil {
 		return err
 	}
 	b.logger.Printf("creating %d stored Events in namespace %s with %d parallel clients", b.s.stored, benchNamespace, b.s.workers)
