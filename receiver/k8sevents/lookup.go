@@ -45,6 +45,9 @@ const (
 	failedTTL = 30 * time.Second
 	// maxOwnerDepth bounds the walk up the owner references.
 	maxOwnerDepth = 4
+	// failureLogInterval is the shortest time between two warnings that
+	// lookups fail.
+	failureLogInterval = time.Minute
 )
 
 // Outcomes of a GET, the outcome attribute of the lookups metric.
@@ -117,8 +120,11 @@ type resolver struct {
 	wg     sync.WaitGroup
 	// forbidden holds the resources (and namespaces) whose 403 was logged.
 	forbidden sync.Map
-	// failing is set while lookups fail, so that an outage is logged once.
-	failing atomic.Bool
+	// failing is set while lookups fail, so that an outage is logged once;
+	// warned when that was logged, and lastWarn when, so that lookups that
+	// fail and work by turns log at most once a minute.
+	failing, warned atomic.Bool
+	lastWarn        atomic.Int64
 }
 
 func newResolver(client k8smetadata.Interface, cfg *Config, keep func(*corev1.Event) bool, tel *telemetry, logger *zap.Logger) *resolver {
@@ -351,7 +357,9 @@ func (r *resolver) failed(ctx context.Context, ref objectRef, k lookupKind, err 
 		return lookupResult{outcome: lookupError}, 0
 	}
 	r.tel.recordLookup(ctx, k.gvr.Resource, lookupError)
-	if r.failing.CompareAndSwap(false, true) {
+	if r.failing.CompareAndSwap(false, true) && time.Since(time.Unix(0, r.lastWarn.Load())) >= failureLogInterval {
+		r.lastWarn.Store(time.Now().UnixNano())
+		r.warned.Store(true)
 		r.logger.Warn("Looking up the involved objects of Events fails; their records go out without owners, labels and annotations until it works again",
 			zap.String("resource", k.gvr.Resource), zap.String("namespace", ref.namespace), zap.String("name", ref.name), zap.Error(err))
 	} else {
@@ -363,7 +371,7 @@ func (r *resolver) failed(ctx context.Context, ref objectRef, k lookupKind, err 
 
 // recovered logs, once, that lookups work again after failing.
 func (r *resolver) recovered() {
-	if r.failing.CompareAndSwap(true, false) {
+	if r.failing.CompareAndSwap(true, false) && r.warned.Swap(false) {
 		r.logger.Info("Looking up the involved objects of Events works again")
 	}
 }

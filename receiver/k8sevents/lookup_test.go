@@ -330,6 +330,18 @@ func TestResolveFailure(t *testing.T) {
 	assert.Equal(t, map[string]string{"k8s.statefulset.name": "db", "k8s.statefulset.uid": "uid-db"}, h.resolveOne(t, aboutPod("db-0")))
 	assert.Equal(t, 2, fm.getsOf("pods", "shop", "db-0"))
 	assert.Equal(t, 1, h.logs.FilterMessage("Looking up the involved objects of Events works again").Len())
+
+	// Failing again within a minute: no second warning, and so no second
+	// "works again", however the lookups alternate.
+	for _, failNow := range []bool{true, false, true, false} {
+		failing.Lock()
+		fail = failNow
+		failing.Unlock()
+		h.clk.t = h.clk.t.Add(failedTTL + time.Second)
+		h.resolveOne(t, aboutPod("agent-k2x"))
+	}
+	assert.Equal(t, 1, h.logs.FilterMessageSnippet("Looking up the involved objects of Events fails").FilterLevelExact(zapcore.WarnLevel).Len())
+	assert.Equal(t, 1, h.logs.FilterMessage("Looking up the involved objects of Events works again").Len())
 }
 
 // A 403 is logged once per resource with the rule that is missing, and the
