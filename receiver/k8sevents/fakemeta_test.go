@@ -19,6 +19,11 @@ type fakeMeta struct {
 	mu      sync.Mutex
 	objects map[string]*metav1.PartialObjectMetadata // "resource/namespace/name"
 	gets    map[string]int
+	// rvs are the resourceVersions the GETs asked for, per object.
+	rvs map[string][]string
+	// stale are objects the API server's watch cache does not hold yet: a
+	// GET at resourceVersion "0" does not find them.
+	stale map[string]bool
 	// hook, when set, runs before a GET is answered (unlocked); an error is
 	// the GET's answer.
 	hook func(ctx context.Context, resource, namespace, name string) error
@@ -27,7 +32,10 @@ type fakeMeta struct {
 var _ k8smetadata.Interface = (*fakeMeta)(nil)
 
 func newFakeMeta() *fakeMeta {
-	return &fakeMeta{objects: make(map[string]*metav1.PartialObjectMetadata), gets: make(map[string]int)}
+	return &fakeMeta{
+		objects: make(map[string]*metav1.PartialObjectMetadata), gets: make(map[string]int),
+		rvs: make(map[string][]string), stale: make(map[string]bool),
+	}
 }
 
 func metaKey(resource, namespace, name string) string { return resource + "/" + namespace + "/" + name }
@@ -78,6 +86,13 @@ func (f *fakeMeta) add(resource, namespace, name string, opts ...objOption) {
 	f.objects[metaKey(resource, namespace, name)] = o
 }
 
+// rvsOf are the resourceVersions of the GETs of one object.
+func (f *fakeMeta) rvsOf(resource, namespace, name string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rvs[metaKey(resource, namespace, name)]
+}
+
 // getsOf is the number of GETs of one object.
 func (f *fakeMeta) getsOf(resource, namespace, name string) int {
 	f.mu.Lock()
@@ -112,10 +127,12 @@ func (r *fakeMetaResource) Namespace(ns string) k8smetadata.ResourceInterface {
 	return &c
 }
 
-func (r *fakeMetaResource) Get(ctx context.Context, name string, _ metav1.GetOptions, _ ...string) (*metav1.PartialObjectMetadata, error) {
+func (r *fakeMetaResource) Get(ctx context.Context, name string, opts metav1.GetOptions, _ ...string) (*metav1.PartialObjectMetadata, error) {
 	key := metaKey(r.gr.Resource, r.namespace, name)
 	r.f.mu.Lock()
 	r.f.gets[key]++
+	r.f.rvs[key] = append(r.f.rvs[key], opts.ResourceVersion)
+	stale := r.f.stale[key] && opts.ResourceVersion == "0"
 	hook := r.f.hook
 	r.f.mu.Unlock()
 	if hook != nil {
@@ -126,7 +143,7 @@ func (r *fakeMetaResource) Get(ctx context.Context, name string, _ metav1.GetOpt
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()
 	o, ok := r.f.objects[key]
-	if !ok {
+	if !ok || stale {
 		return nil, apierrors.NewNotFound(r.gr, name)
 	}
 	return o.DeepCopy(), nil

@@ -265,7 +265,8 @@ func TestResolveNotFoundIsCached(t *testing.T) {
 	for range 3 {
 		assert.Empty(t, h.resolveOne(t, aboutPod("gone")))
 	}
-	assert.Equal(t, 1, fm.getsOf("pods", "shop", "gone"), "one request for three pages")
+	assert.Equal(t, []string{"0", ""}, fm.rvsOf("pods", "shop", "gone"),
+		"one lookup for three pages: the watch cache's 404, confirmed by etcd")
 	assert.Equal(t, int64(1), counterBy(t, h.tel, "otelcol_receiver_k8sevents_lookups", "outcome", lookupNotFound))
 	assert.Equal(t, int64(2), counterBy(t, h.tel, "otelcol_receiver_k8sevents_lookup_cache_hits", "resource", "pods"))
 
@@ -273,7 +274,23 @@ func TestResolveNotFoundIsCached(t *testing.T) {
 	// under its UID, but a TTL bounds every answer).
 	h.clk.t = h.clk.t.Add(defaultCacheTTL + time.Second)
 	assert.Empty(t, h.resolveOne(t, aboutPod("gone")))
-	assert.Equal(t, 2, fm.getsOf("pods", "shop", "gone"))
+	assert.Equal(t, 4, fm.getsOf("pods", "shop", "gone"))
+}
+
+// An object that exists is read from the API server's watch cache, in one
+// GET; one that the watch cache does not hold yet (created a moment ago) is
+// found in etcd rather than taken for deleted.
+func TestResolveReadsTheWatchCache(t *testing.T) {
+	fm := newFakeMeta()
+	workloads(fm)
+	fm.stale[metaKey("pods", "shop", "db-0")] = true
+	h := newLookupHarness(t, fm, nil)
+	assert.Equal(t, map[string]string{"k8s.statefulset.name": "db", "k8s.statefulset.uid": "uid-db"}, h.resolveOne(t, aboutPod("db-0")))
+	assert.Equal(t, []string{"0", ""}, fm.rvsOf("pods", "shop", "db-0"), "the watch cache's 404, then etcd")
+	assert.Len(t, h.resolveOne(t, aboutPod("web-7d4-x1")), 4)
+	assert.Equal(t, []string{"0"}, fm.rvsOf("pods", "shop", "web-7d4-x1"))
+	assert.Equal(t, []string{"0"}, fm.rvsOf("replicasets", "shop", "web-7d4"))
+	assert.Equal(t, int64(3), counterBy(t, h.tel, "otelcol_receiver_k8sevents_lookups", "outcome", lookupFound))
 }
 
 // A StatefulSet's Pod deleted and created again has the same name and a new
@@ -289,7 +306,7 @@ func TestResolveRecreatedObjectIsAnotherObject(t *testing.T) {
 	assert.Empty(t, h.resolveOne(t, old), "the Pod the Event is about is gone")
 	assert.Equal(t, map[string]string{"k8s.statefulset.name": "db", "k8s.statefulset.uid": "uid-db"}, h.resolveOne(t, recreated))
 	assert.Empty(t, h.resolveOne(t, old))
-	assert.Equal(t, 1, fm.getsOf("pods", "shop", "db-0"))
+	assert.Equal(t, []string{"0", ""}, fm.rvsOf("pods", "shop", "db-0"), "another UID in the watch cache, confirmed by etcd; then none")
 	assert.Equal(t, int64(1), counterBy(t, h.tel, "otelcol_receiver_k8sevents_lookups", "outcome", lookupNotFound))
 
 	// An Event without involvedObject.uid takes the object of the name.

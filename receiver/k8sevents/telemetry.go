@@ -87,7 +87,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("1 for the state each scope is in (listing, streaming, retrying), 0 for the others; watch mode only."), metric.WithUnit("1"))
 	errs = errors.Join(errs, err)
 	t.lookups, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookups",
-		metric.WithDescription("GET requests for involved objects and their owners (extract), by resource and outcome (found, not_found, forbidden, error)."), metric.WithUnit("{request}"))
+		metric.WithDescription("Involved objects and owners looked up with the API server (extract), one GET each (two when a 404 or another UID from the watch cache is confirmed with etcd), by resource and outcome (found, not_found, forbidden, error)."), metric.WithUnit("{lookup}"))
 	errs = errors.Join(errs, err)
 	t.cacheHits, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookup_cache_hits",
 		metric.WithDescription("Lookups of involved objects and their owners answered without a request of their own: from the cache, or by the request already in flight for the object; by resource."), metric.WithUnit("{lookup}"))
