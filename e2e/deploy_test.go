@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,16 +146,47 @@ func TestDeployed(t *testing.T) {
 
 	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events, "e2e-node") })
 
+	// extract: owners, with the ClusterRole's get on pods and replicasets:
+	// the Events of the collector's own Pods name its Deployment.
+	t.Run("Owners", func(t *testing.T) {
+		var checked int
+		for _, p := range collectorPods(t, c) {
+			rs := metav1.GetControllerOf(&p)
+			if rs == nil {
+				t.Fatalf("collector pod %s has no controller", p.Name)
+			}
+			for _, r := range recs {
+				if r.Str("k8s.pod.uid") != string(p.UID) {
+					continue
+				}
+				checked++
+				if r.Str("k8s.replicaset.name") != rs.Name || r.Str("k8s.deployment.name") != deployName {
+					t.Errorf("%s of collector pod %s: k8s.replicaset.name %q, k8s.deployment.name %q; want %s, %s",
+						r.Str("k8s.event.reason"), p.Name, r.Str("k8s.replicaset.name"), r.Str("k8s.deployment.name"), rs.Name, deployName)
+				}
+			}
+		}
+		t.Logf("%d records about the collector's Pods checked for their owners", checked)
+		if checked == 0 {
+			t.Error("no record about the collector's Pods")
+		}
+		for _, p := range collectorPods(t, c) {
+			if log := podLog(t, c, deployNamespace, p.Name); strings.Contains(log, "RBAC: grant") {
+				t.Errorf("collector pod %s lacks a rule:\n%s", p.Name, log)
+			}
+		}
+	})
+
 	t.Run("RBAC", func(t *testing.T) {
 		pod := collectorPods(t, c)[0]
 		collector := tokenClient(t, cp, mountedToken(t, cp, pod))
 		if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
 			t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
 		}
-		events := []string{"/events list *", "/events watch *"}
+		events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
 		checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
 			workloadNamespace: events,
-			deployNamespace: append(events,
+			deployNamespace: append(slices.Clone(events),
 				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
 				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
 		})
@@ -328,7 +360,7 @@ func TestDeployedNamespaced(t *testing.T) {
 	pod := collectorPods(t, c)[0]
 	collector := tokenClient(t, cp, mountedToken(t, cp, pod))
 	checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
-		watched: {"/events list *", "/events watch *"},
+		watched: {"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"},
 		other:   nil,
 		deployNamespace: {
 			"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",

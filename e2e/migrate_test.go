@@ -70,8 +70,9 @@ func TestMigrationQueries(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "shop", "payments", "probe")
-	// contrib watches: list and watch.
-	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
+	// contrib watches: list and watch. Ours runs the shipped configuration,
+	// with extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...)
 	loki := lokitest.Start(t)
 	ours := startWorkstation(t, root, ws, loki, kubeconfig, t.TempDir())
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
+	k8smetadata "k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -76,6 +77,10 @@ func restConfig(cfg *Config, userAgent string) (*rest.Config, error) {
 type clients struct {
 	requests kubernetes.Interface
 	watches  kubernetes.Interface
+	// metadata makes the lookups of extract (the metadata API: only an
+	// object's metadata, in protobuf), on the same pool and with the same
+	// deadline as requests, and a client-side rate limit of its own.
+	metadata k8smetadata.Interface
 	// redial is called after a request got no answer: the next request
 	// closes the pool's idle connections before it starts, so that it dials
 	// a new one rather than wait on one as dead as the request's own.
@@ -105,7 +110,13 @@ func clientsFor(rc *rest.Config, requestTimeout time.Duration) (clients, error) 
 	if err != nil {
 		return clients{}, fmt.Errorf("create kubernetes client: %w", err)
 	}
-	return clients{requests: requests, watches: watches, redial: func() { rt.pending.Store(true) }}, nil
+	lookups := rest.CopyConfig(rc)
+	lookups.QPS, lookups.Burst = lookupQPS, lookupBurst
+	metadata, err := k8smetadata.NewForConfigAndClient(lookups, &http.Client{Transport: rt, Timeout: requestTimeout})
+	if err != nil {
+		return clients{}, fmt.Errorf("create kubernetes metadata client: %w", err)
+	}
+	return clients{requests: requests, watches: watches, metadata: metadata, redial: func() { rt.pending.Store(true) }}, nil
 }
 
 // redialer closes the idle connections of the pool before the next request

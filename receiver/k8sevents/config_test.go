@@ -96,6 +96,15 @@ func TestConfigValid(t *testing.T) {
 			name:   "storage",
 			mutate: func(cfg *Config) { cfg.Storage = &storageID },
 		},
+		{
+			name: "extract",
+			mutate: func(cfg *Config) {
+				cfg.Extract.Owners = true
+				cfg.Extract.Labels = []string{"app.kubernetes.io/name", "team"}
+				cfg.Extract.Annotations = []string{"example.com/owner"}
+				cfg.Extract.Cache.Size, cfg.Extract.Cache.TTL = 5000, 30*time.Minute
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,6 +138,9 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 15*time.Second, le.LeaseDuration)
 	assert.Equal(t, 10*time.Second, le.RenewDeadline)
 	assert.Equal(t, 2*time.Second, le.RetryPeriod)
+	assert.False(t, cfg.Extract.enabled(), "nothing is looked up unless configured")
+	assert.Equal(t, 20000, cfg.Extract.Cache.Size)
+	assert.Equal(t, 10*time.Minute, cfg.Extract.Cache.TTL)
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -166,6 +178,16 @@ func TestConfigInvalid(t *testing.T) {
 		{"leader_election_renew_too_long", []string{"leader_election::renew_deadline: must be positive and shorter than lease_duration (15s), got 15s"}},
 		{"leader_election_retry_too_long", []string{"leader_election::retry_period: must be positive and shorter than renew_deadline / 1.2", "got 9s"}},
 		{"leader_election_unknown_key", []string{"has invalid keys: identity"}},
+		{"extract_bad_keys", []string{
+			`extract::labels[1]: "Team Name" is not a label or annotation key`,
+			`extract::labels[2]: "team" is listed twice`,
+			`extract::annotations[0]: "example.com/" is not a label or annotation key`,
+		}},
+		{"extract_bad_cache", []string{
+			"extract::cache::size: must be between 1 and 1000000 objects, got 0",
+			"extract::cache::ttl: must be a duration from 1s to 24h0m0s, such as 10m, got 500ms",
+		}},
+		{"extract_unknown_key", []string{"has invalid keys: metadata"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,6 +55,9 @@ type eventsReceiver struct {
 	client  kubernetes.Interface
 	watches kubernetes.Interface
 	redial  func()
+	// lookup finds the owners and labels of involved objects; nil when
+	// extract asks for nothing.
+	lookup *resolver
 	// conv converts pages with cluster_name, rules and severity_text.
 	conv converter
 	// now is the clock for ObservedTimestamp; tests replace it.
@@ -133,6 +136,10 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	r.client, r.watches, r.redial = cs.requests, cs.watches, cs.redial
 	if r.redial == nil {
 		r.redial = func() {}
+	}
+	if r.cfg.Extract.enabled() {
+		r.lookup = newResolver(cs.metadata, r.cfg, r.conv.keeps, r.tel, r.settings.Logger)
+		r.lookup.expired = r.deadline().expired
 	}
 	var elect *leaderelection.LeaderElectionConfig
 	if le := r.cfg.LeaderElection.Get(); le != nil {
@@ -213,6 +220,9 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 		stop()
 		grace.Stop()
 		r.cancelDelivering()
+	}
+	if r.lookup != nil {
+		r.lookup.stop()
 	}
 	if r.store == nil {
 		return nil
@@ -324,8 +334,12 @@ func (r *eventsReceiver) logMarked(marked []string) {
 // permanent error means the data can never be accepted: it is dropped, and
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
+	var found map[objectRef][]attr
+	if r.lookup != nil {
+		found = r.lookup.resolve(ctx, events)
+	}
 	handoff := time.Now()
-	logs := r.conv.convert(events, r.now())
+	logs := r.conv.convert(events, r.now(), found)
 	r.tel.recordDelays(ctx, events, handoff)
 	obsCtx := r.obs.StartLogsOp(ctx)
 	err := r.next.ConsumeLogs(obsCtx, logs)

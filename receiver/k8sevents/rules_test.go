@@ -95,7 +95,7 @@ type outcome struct {
 
 func outcomeOf(t *testing.T, c converter, ev corev1.Event) outcome {
 	t.Helper()
-	ld := c.convert([]corev1.Event{ev}, goldenObserved)
+	ld := c.convert([]corev1.Event{ev}, goldenObserved, nil)
 	if ld.LogRecordCount() == 0 {
 		assert.Equal(t, 0, ld.ResourceLogs().Len(), "a dropped Event leaves no empty resource")
 		return outcome{dropped: true}
@@ -201,7 +201,7 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 		ruleEvent("Warning", "BackOff", "Pod", "a", "shop", "2"),
 		ruleEvent("Normal", "Pulled", "Pod", "b", "shop", "3"),
 	}
-	ld := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved)
+	ld := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved, nil)
 	require.Equal(t, 1, ld.ResourceLogs().Len(), "no resource for b, whose only Event was dropped")
 	assert.Equal(t, 1, ld.LogRecordCount())
 	lr := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
@@ -213,7 +213,7 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 	for _, name := range capturedCases {
 		events := loadCaptured(t, name)
 		assert.Equal(t, goldenOf(convertEvents(events, goldenClusterName, goldenObserved)),
-			goldenOf(converter{clusterName: goldenClusterName}.convert(events, goldenObserved)), name)
+			goldenOf(converter{clusterName: goldenClusterName}.convert(events, goldenObserved, nil)), name)
 	}
 }
 

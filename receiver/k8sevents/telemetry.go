@@ -27,6 +27,10 @@ type telemetry struct {
 	delay        metric.Float64Histogram
 	restarts     metric.Int64Counter
 	scopeState   metric.Int64Gauge
+	lookups      metric.Int64Counter
+	cacheHits    metric.Int64Counter
+	lookupLate   metric.Int64Counter
+	cacheSize    metric.Int64Gauge
 	attrs        metric.MeasurementOption
 
 	statesMu sync.Mutex
@@ -91,7 +95,36 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 	t.scopeState, err = meter.Int64Gauge("otelcol_receiver_k8sevents_scope_state",
 		metric.WithDescription("1 for the state each scope is in (listing, streaming, idle, retrying), 0 for the others."), metric.WithUnit("1"))
 	errs = errors.Join(errs, err)
+	t.lookups, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookups",
+		metric.WithDescription("Involved objects and owners looked up with the API server (extract), one GET each (two when a 404 or another UID from the watch cache is confirmed with etcd), by resource and outcome (found, not_found, forbidden, error)."), metric.WithUnit("{lookup}"))
+	errs = errors.Join(errs, err)
+	t.cacheHits, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookup_cache_hits",
+		metric.WithDescription("Lookups of involved objects and their owners answered without a request of their own: from the cache, or by the request already in flight for the object; by resource."), metric.WithUnit("{lookup}"))
+	errs = errors.Join(errs, err)
+	t.lookupLate, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookup_timeouts",
+		metric.WithDescription("Involved objects whose lookups were not answered before their page's deadline: their records went out without what the lookups would add."), metric.WithUnit("{object}"))
+	errs = errors.Join(errs, err)
+	t.cacheSize, err = meter.Int64Gauge("otelcol_receiver_k8sevents_lookup_cache_size",
+		metric.WithDescription("Objects in the lookup cache (at most extract::cache::size)."), metric.WithUnit("{object}"))
+	errs = errors.Join(errs, err)
 	return t, errs
+}
+
+func (t *telemetry) recordLookup(ctx context.Context, resource, outcome string) {
+	t.lookups.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("resource", resource), attribute.String("outcome", outcome)))
+}
+
+func (t *telemetry) recordCacheHit(ctx context.Context, resource string) {
+	t.cacheHits.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("resource", resource)))
+}
+
+// recordLookupPage records, after a page's lookups, how many objects were
+// not answered in time and how many the cache holds.
+func (t *telemetry) recordLookupPage(ctx context.Context, late int64, cached int) {
+	if late > 0 {
+		t.lookupLate.Add(ctx, late, t.attrs)
+	}
+	t.cacheSize.Record(ctx, int64(cached), t.attrs)
 }
 
 func (t *telemetry) recordPoll(ctx context.Context, started time.Time, err error) {
