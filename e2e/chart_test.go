@@ -391,8 +391,31 @@ func topologyKey(a *corev1.Affinity) string {
 	return a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution[0].PodAffinityTerm.TopologyKey
 }
 
+// ownerRules are the rules of the receiver's extract::owners
+// (receiver/k8sevents/README.md#rbac), on by default in the chart.
+var ownerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}},
+}
+
+// labelRules are the rules of extract::labels and ::annotations: every
+// kind of involved object and top-level owner; nodes only cluster-wide.
+func labelRules(clusterWide bool) []rbacv1.PolicyRule {
+	core := []string{"pods"}
+	if clusterWide {
+		core = append(core, "nodes")
+	}
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: core, Verbs: []string{"get"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: []string{"get"}},
+	}
+}
+
 // checkChartScopes renders the RBAC for each mode and scope: exactly the
-// documented verbs on events (poll: list; watch: list, watch), cluster-wide
+// documented verbs on events (poll: list; watch: list, watch) and the get
+// rules of extract (owners by default; labels and annotations), cluster-wide
 // with a ClusterRole or in each of namespaces with a Role and nothing
 // cluster-wide, and what the receiver is configured to read.
 func checkChartScopes(t *testing.T, h *helmCLI) {
@@ -402,13 +425,18 @@ func checkChartScopes(t *testing.T, h *helmCLI) {
 		set        []string
 		namespaces []string // empty: cluster-wide
 		verbs      []string
+		extract    []rbacv1.PolicyRule // the rules of extract, after those on events
 	}{
-		{"watch all", nil, nil, []string{"list", "watch"}},
-		{"poll all", []string{"mode=poll"}, nil, []string{"list"}},
-		{"poll all but kube-system", []string{"mode=poll", "excludeNamespaces={kube-system}"}, nil, []string{"list"}},
-		{"watch two", []string{"namespaces={my-app,my-db}"}, []string{"my-app", "my-db"}, []string{"list", "watch"}},
-		{"poll one", []string{"mode=poll", "namespaces={my-app}"}, []string{"my-app"}, []string{"list"}},
-		{"poll its own", []string{"mode=poll", "namespaces={" + deployNamespace + "}"}, []string{deployNamespace}, []string{"list"}},
+		{"watch all", nil, nil, []string{"list", "watch"}, ownerRules},
+		{"poll all", []string{"mode=poll"}, nil, []string{"list"}, ownerRules},
+		{"poll all but kube-system", []string{"mode=poll", "excludeNamespaces={kube-system}"}, nil, []string{"list"}, ownerRules},
+		{"watch two", []string{"namespaces={my-app,my-db}"}, []string{"my-app", "my-db"}, []string{"list", "watch"}, ownerRules},
+		{"poll one", []string{"mode=poll", "namespaces={my-app}"}, []string{"my-app"}, []string{"list"}, ownerRules},
+		{"poll its own", []string{"mode=poll", "namespaces={" + deployNamespace + "}"}, []string{deployNamespace}, []string{"list"}, ownerRules},
+		{"watch all without owners", []string{"extract.owners=false"}, nil, []string{"list", "watch"}, nil},
+		{"poll one without owners", []string{"mode=poll", "extract.owners=false", "namespaces={my-app}"}, []string{"my-app"}, []string{"list"}, nil},
+		{"watch all with labels", []string{"extract.labels={team}"}, nil, []string{"list", "watch"}, labelRules(true)},
+		{"watch one with annotations", []string{"extract.annotations={owner}", "namespaces={my-app}"}, []string{"my-app"}, []string{"list", "watch"}, labelRules(false)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{withEndpoint}
@@ -416,7 +444,7 @@ func checkChartScopes(t *testing.T, h *helmCLI) {
 				args = append(args, "--set", s)
 			}
 			objs, _ := decodeManifest(t, h.template(t, args...))
-			want := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: tc.verbs}}
+			want := append([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: tc.verbs}}, tc.extract...)
 			clusterRoles, crbs := objectsOf[*rbacv1.ClusterRole](objs), objectsOf[*rbacv1.ClusterRoleBinding](objs)
 			eventRoles := map[string]*rbacv1.Role{}
 			for _, r := range objectsOf[*rbacv1.Role](objs) {

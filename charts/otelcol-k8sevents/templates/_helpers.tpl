@@ -82,6 +82,32 @@ of namespaces). Features that read more than Events add their rules here.
 - apiGroups: [""]
   resources: ["events"]
   verbs: {{ include "otelcol-k8sevents.eventVerbs" . }}
+{{- with .Values.extract }}
+{{- if or .labels .annotations }}
+# extract::labels and extract::annotations: the involved objects and their
+# top-level owners.
+- apiGroups: [""]
+  resources: {{ if $.Values.namespaces }}["pods"]{{ else }}["pods", "nodes"]{{ end }}
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs", "cronjobs"]
+  verbs: ["get"]
+{{- else if .owners }}
+# extract::owners
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get"]
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -155,6 +181,18 @@ receivers:
     {{- end }}
     {{- with .Values.clusterName }}
     cluster_name: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.extract }}
+    {{- if or .owners .labels .annotations }}
+    extract:
+      owners: {{ .owners }}
+      {{- with .labels }}
+      labels: {{ toJson . }}
+      {{- end }}
+      {{- with .annotations }}
+      annotations: {{ toJson . }}
+      {{- end }}
+    {{- end }}
     {{- end }}
     checkpoint:
       namespace: {{ .Release.Namespace }}
