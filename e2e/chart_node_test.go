@@ -258,10 +258,11 @@ func TestChartOnNode(t *testing.T) {
 		if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
 			t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
 		}
-		events := []string{"/events list *", "/events watch *"}
+		// events, and extract::owners (on by default).
+		events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
 		checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
 			workloadNamespace: events,
-			deployNamespace: append(events,
+			deployNamespace: append(slices.Clone(events),
 				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
 				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
 		})
