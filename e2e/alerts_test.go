@@ -997,6 +997,9 @@ func (d alertsDoc) runCurl(t *testing.T, amURL string) []byte {
 	for i := range args {
 		args[i] = strings.ReplaceAll(args[i], "http://localhost:9093", amURL)
 	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatalf("the README's command needs curl: %v (Debian: apt-get install curl)", err)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(t.Context(), "curl", args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
