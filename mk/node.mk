@@ -8,6 +8,9 @@ node_default_goal := $(.DEFAULT_GOAL)
 
 # The Debian packages a node needs (kubetest.NodePackages says the same).
 NODE_PACKAGES := containerd runc containernetworking-plugins busybox-static iproute2
+# And curl, which the README's Alerts section runs (e2e/alerts_test.go runs
+# that command as written, on the node).
+NODE_PACKAGES += curl
 NODE_BINS     := $(BIN)/kubelet $(BIN)/kubectl
 
 # The image: the collector that `make build` writes (ocb builds it with
