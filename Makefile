@@ -7,7 +7,9 @@ SHELL        := /bin/bash
 ROOT         := $(abspath .)
 BIN          := $(ROOT)/.bin
 GO           ?= go
-GOTEST_FLAGS ?= -race -count=1 -timeout 60m
+# -parallel 4: the end-to-end tests run side by side (each starts its own
+# control plane and mostly waits on it), four at a time.
+GOTEST_FLAGS ?= -race -count=1 -timeout 60m -parallel 4
 
 OCB_VERSION  := v0.165.0
 KUBE_VERSION := v1.37.2
@@ -27,9 +29,10 @@ include mk/loki.mk
 include mk/node.mk
 include mk/demo.mk
 include mk/peer.mk
+include mk/helm.mk
 include mk/alerting.mk
 
-.PHONY: all build test unit-test lint kube bench bench-e2e fmt vet clean
+.PHONY: all build test test-deps unit-test lint kube bench bench-e2e bench-rollout bench-alerts fmt vet clean
 
 all: build
 
@@ -60,16 +63,35 @@ kube: $(ETCD) $(KUBE_BINS)
 $(ETCD): tools/etcd/go.mod tools/etcd/go.sum
 	cd tools/etcd && $(GO) build -o $@ go.etcd.io/etcd/server/v3
 
-$(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
-	cd tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-$*
+# One go build for every Kubernetes binary (the control plane's, and the
+# node's of mk/node.mk): they share most of their packages, and one build
+# compiles each once, where two at a time would both compile them. go build
+# leaves an up-to-date binary untouched, so touch them for make.
+$(KUBE_BINS) $(NODE_BINS) &: tools/kube/go.mod tools/kube/go.sum
+	@mkdir -p $(BIN)
+	cd tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $(BIN)/ \
+		$(addprefix k8s.io/kubernetes/cmd/,$(notdir $(KUBE_BINS) $(NODE_BINS)))
+	@touch $(KUBE_BINS) $(NODE_BINS)
+
+# What `make test` runs. Each is a go build of a module of its own (the
+# collector, tools/kube, tools/loki, ...), built side by side: on a cold
+# cache one build alone leaves a core idle while it downloads modules and
+# links, which another build fills. TEST_JOBS=1 builds them one at a time.
+TEST_DEPS := build kube loki node image peer helm prometheus alertmanager
+TEST_JOBS ?= 4
+
+## test-deps: everything `make test` runs, built TEST_JOBS at a time.
+test-deps: $(TEST_DEPS)
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## (with a real node when run as root: see mk/node.mk), the real collector
 ## binary and image, contrib's k8s_events collector (the migration guide's
-## before-and-after queries), and Loki, Prometheus and Alertmanager (the
-## shipped alert rules, end to end).
-test: build kube loki node image peer prometheus alertmanager
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) \
+## before-and-after queries), helm (the chart's lint, template, install,
+## upgrade and uninstall), and Loki, Prometheus and Alertmanager (the shipped
+## alert rules, end to end).
+test:
+	@$(MAKE) --no-print-directory -j$(TEST_JOBS) test-deps
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) K8SEVENTS_HELM=$(HELM) \
 		K8SEVENTS_PROMETHEUS=$(PROMETHEUS) K8SEVENTS_ALERTMANAGER=$(ALERTMANAGER) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 
@@ -86,7 +108,22 @@ bench:
 E2E_FIGURES := TestEveryChangeOnce|TestKillNine|TestLeaderFailover|TestMemoryDoesNotGrowWithStoredEvents|TestAPIServerGoesAway|TestGracefulRestart|TestWatchEndedByAPIServer|TestWatchEveryUpdateOnce
 bench-e2e: build kube
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) \
-		$(GO) test -count=1 -timeout 60m -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'
+		$(GO) test -count=1 -timeout 60m -parallel 1 -v -run '^($(E2E_FIGURES))$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: ((poll|watch): |expected|created))'
+
+## bench-rollout: the rolling upgrades of BENCHMARKS.md: `helm upgrade` of the
+## chart and `kubectl rollout restart` of deploy/ on a real node (as root)
+## while Events are created, with the lost and repeated Events.
+bench-rollout: build kube node image helm
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_HELM=$(HELM) \
+		$(GO) test -count=1 -timeout 30m -v -run '^(TestChartOnNode|TestDeployed)$$' ./e2e/ | grep -E '^( *--- | *[a-z_]+_test.go:[0-9]+: (helm upgrade|kubectl rollout))'
+
+## bench-alerts: TestAlerts, the time from an Event to its alert in
+## Alertmanager by the Loki ruler and by Prometheus (BENCHMARKS.md), on a real
+## node (as root).
+bench-alerts: build kube loki node prometheus alertmanager
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) \
+		K8SEVENTS_PROMETHEUS=$(PROMETHEUS) K8SEVENTS_ALERTMANAGER=$(ALERTMANAGER) \
+		$(GO) test -count=1 -timeout 30m -v -run '^TestAlerts$$' ./e2e/ | grep -E '^( *--- |ok|FAIL| *alerts_test.go:[0-9]+: (event to alertmanager|resolved|OOM kill))'
 
 ## fmt: gofmt and goimports (module imports last) as make lint checks them.
 fmt: $(GOLANGCI_LINT)

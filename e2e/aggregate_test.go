@@ -63,6 +63,7 @@ func tallies(recs []otlpsink.Record) map[string]tallyOf {
 // within a window come out as the first record and a summary that counts
 // the rest, whether the window closes on time or at shutdown.
 func TestAggregateRepeatedEvents(t *testing.T) {
+	t.Parallel()
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)

@@ -13,6 +13,7 @@ import (
 // a stream of Events: the collector stays up, logs the outage and the
 // recovery, and every Event created before and after arrives once.
 func TestAPIServerGoesAway(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testAPIServerGoesAway)
 }
 

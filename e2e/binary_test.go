@@ -17,6 +17,7 @@ import (
 // configuration and rejects bad receiver settings with messages that name
 // the key and what is allowed.
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	bin := collectortest.Binary(t)
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -72,6 +73,7 @@ func TestValidate(t *testing.T) {
 // receiver/k8sevents/internal/metadata holds the manifest to the version the
 // receiver's user agent carries).
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	bin := collectortest.Binary(t)
 	root, err := testbin.ModuleRoot()
 	if err != nil {

@@ -195,6 +195,7 @@ func documentedEnv(t *testing.T, root string, c command) []string {
 // command sets. (validate checks the configuration, not the cluster:
 // TestWorkstationCommand starts the workstation command.)
 func TestDocumentedCommandsValidate(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

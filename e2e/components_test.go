@@ -64,6 +64,7 @@ func (s componentSource) add(kind, module, name string) {
 // the same modules at the same versions. The manifest and the README are
 // compared in -short mode too; the binary when it is built.
 func TestComponents(t *testing.T) {
+	t.Parallel()
 	root, err := testbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -281,6 +282,7 @@ func binaryComponents(out []byte) (componentSource, error) {
 // TestCompareComponents: a drift between the three sources is reported with
 // the component, the sources that have it and the ones that lack it.
 func TestCompareComponents(t *testing.T) {
+	t.Parallel()
 	source := func(name string, named bool, entries ...[3]string) componentSource {
 		s := newComponentSource(name, named)
 		for _, e := range entries {

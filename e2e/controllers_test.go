@@ -17,6 +17,7 @@ import (
 // memory than the one Node has, then the Node, then a scale-down. The events
 // come from the real kube-controller-manager and kube-scheduler.
 func TestRealControllerEvents(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testRealControllerEvents)
 }
 

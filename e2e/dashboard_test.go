@@ -73,7 +73,7 @@ func TestDashboardQueries(t *testing.T) {
 	cp := startControlPlane(t, opts)
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "shop", "payments")
-	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 
 	// Prometheus first: it starts to scrape some seconds after its start,
@@ -646,10 +646,10 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 			// watch ended. Back, the server may refuse requests until its
 			// authorizer has read the RBAC rules (forbidden), and the
 			// watch may list again. Loki was there: nothing refused.
-			want := map[string][]string{dashCluster: {"consume", "forbidden", "list"}, dashWatchCluster: {"consume", "forbidden", "list", "watch"}}
+			want := map[string][]string{dashCluster: {"consume", "forbidden", "list", "timeout"}, dashWatchCluster: {"consume", "forbidden", "list", "timeout", "watch"}}
 			checkFailures(t, sel, res.series, "kind", want,
 				map[string][]string{dashCluster: {"list"}, dashWatchCluster: {"watch"}},
-				map[string][]string{dashCluster: {"forbidden"}, dashWatchCluster: {"forbidden", "list"}})
+				map[string][]string{dashCluster: {"forbidden", "timeout"}, dashWatchCluster: {"forbidden", "list", "timeout"}})
 			return true
 		},
 		`panel "Errors and watch restarts" target B`: func(t *testing.T, sel dashSelection, res targetResult, _ dashTruth) bool {
@@ -682,6 +682,21 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 				}
 			} else if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))) {
 				t.Errorf("FailedScheduling in namespaces %v (%v), want %v", got, res.samples, want)
+			}
+			return true
+		},
+		// receiver/k8sevents/README.md: the series it names, one per
+		// collector that counts them, as Prometheus stores them.
+		`otelcol_receiver_k8sevents_errors{kind="timeout"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
+			checkSeriesOf(t, res.samples, dashCluster, dashWatchCluster)
+			return true
+		},
+		`otelcol_receiver_k8sevents_watch_restarts{cause="stall"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
+			checkSeriesOf(t, res.samples, dashWatchCluster)
+			for _, s := range res.samples {
+				if s.Value != 0 {
+					t.Errorf("%v: %v stalled watches, want 0", s.Labels, s.Value)
+				}
 			}
 			return true
 		},
@@ -742,6 +757,19 @@ func checkRows(t *testing.T, sel dashSelection, entries []lokitest.Entry, want [
 		}
 	}
 	t.Logf("%d rows", len(got))
+}
+
+// checkSeriesOf checks that there is one series per cluster named.
+func checkSeriesOf(t *testing.T, samples []promtest.Sample, clusters ...string) {
+	t.Helper()
+	var got []string
+	for _, s := range samples {
+		got = append(got, s.Labels["k8s_cluster_name"])
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, clusters) {
+		t.Errorf("series of clusters %v (%v), want %v", got, samples, clusters)
+	}
 }
 
 // checkLag checks a quantile of the delivery delay: one series per cluster,

@@ -75,6 +75,29 @@ func applyDeploy(t *testing.T, cp *kubetest.ControlPlane, sink *otlpsink.Sink, d
 	t.Helper()
 	c := cp.Client()
 	kubectl(t, cp, "apply", "-f", "deploy/base/namespace.yaml")
+	createEndpoints(t, cp, sink)
+	kubectl(t, cp, "apply", "-k", dir)
+	waitDeployment(t, c)
+}
+
+// waitDeployment waits until the collector's Deployment has 2 ready
+// replicas of its current template.
+func waitDeployment(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	poll(t, "deployment "+deployName+" with 2 ready replicas", func(ctx context.Context) (bool, error) {
+		d, err := c.AppsV1().Deployments(deployNamespace).Get(ctx, deployName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return deploymentReady(d, 2), nil
+	})
+}
+
+// createEndpoints creates the ConfigMap e2e-endpoints in the collector's
+// namespace, from which the test overlays (and e2e/testdata/chart-node.yaml)
+// read the addresses of this run.
+func createEndpoints(t *testing.T, cp *kubetest.ControlPlane, sink *otlpsink.Sink) {
+	t.Helper()
 	api := cp.Node().APIServerAddr()
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-endpoints", Namespace: deployNamespace},
@@ -84,17 +107,9 @@ func applyDeploy(t *testing.T, cp *kubetest.ControlPlane, sink *otlpsink.Sink, d
 			"apiserver_port": strconv.Itoa(api.Port),
 		},
 	}
-	if _, err := c.CoreV1().ConfigMaps(deployNamespace).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+	if _, err := cp.Client().CoreV1().ConfigMaps(deployNamespace).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create configmap e2e-endpoints: %v", err)
 	}
-	kubectl(t, cp, "apply", "-k", dir)
-	poll(t, "deployment "+deployName+" with 2 ready replicas", func(ctx context.Context) (bool, error) {
-		d, err := c.AppsV1().Deployments(deployNamespace).Get(ctx, deployName, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		return deploymentReady(d, 2), nil
-	})
 }
 
 func deploymentReady(d *appsv1.Deployment, n int32) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,9 +54,11 @@ var wantKubeletEvents = []kubeletEvent{
 // OOM-killed and fail a liveness probe arrive exactly once, with their
 // severity, Pod and container, and time; that deleting the leader makes the
 // other replica take over from the shared checkpoint with nothing lost or
-// repeated; and that the collector's token may do nothing beyond the
-// documented rules.
+// repeated; that the collector's token may do nothing beyond the
+// documented rules; and that `kubectl rollout restart`, which replaces both
+// replicas while Events keep coming, loses none (see rollUnderLoad).
 func TestDeployed(t *testing.T) {
+	t.Parallel()
 	cp, sink := startNode(t)
 	c := cp.Client()
 	ctx := t.Context()
@@ -141,7 +144,38 @@ func TestDeployed(t *testing.T) {
 		}
 	})
 
-	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events) })
+	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events, "e2e-node") })
+
+	// extract: owners, with the ClusterRole's get on pods and replicasets:
+	// the Events of the collector's own Pods name its Deployment.
+	t.Run("Owners", func(t *testing.T) {
+		var checked int
+		for _, p := range collectorPods(t, c) {
+			rs := metav1.GetControllerOf(&p)
+			if rs == nil {
+				t.Fatalf("collector pod %s has no controller", p.Name)
+			}
+			for _, r := range recs {
+				if r.Str("k8s.pod.uid") != string(p.UID) {
+					continue
+				}
+				checked++
+				if r.Str("k8s.replicaset.name") != rs.Name || r.Str("k8s.deployment.name") != deployName {
+					t.Errorf("%s of collector pod %s: k8s.replicaset.name %q, k8s.deployment.name %q; want %s, %s",
+						r.Str("k8s.event.reason"), p.Name, r.Str("k8s.replicaset.name"), r.Str("k8s.deployment.name"), rs.Name, deployName)
+				}
+			}
+		}
+		t.Logf("%d records about the collector's Pods checked for their owners", checked)
+		if checked == 0 {
+			t.Error("no record about the collector's Pods")
+		}
+		for _, p := range collectorPods(t, c) {
+			if log := podLog(t, c, deployNamespace, p.Name); strings.Contains(log, "RBAC: grant") {
+				t.Errorf("collector pod %s lacks a rule:\n%s", p.Name, log)
+			}
+		}
+	})
 
 	t.Run("RBAC", func(t *testing.T) {
 		pod := collectorPods(t, c)[0]
@@ -149,12 +183,19 @@ func TestDeployed(t *testing.T) {
 		if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
 			t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
 		}
-		events := []string{"/events list *", "/events watch *"}
+		events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
 		checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
 			workloadNamespace: events,
-			deployNamespace: append(events,
+			deployNamespace: append(slices.Clone(events),
 				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
 				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
+		})
+	})
+
+	// Last, as it may repeat what the checks above allow no repeat of.
+	t.Run("RolloutRestart", func(t *testing.T) {
+		rollUnderLoad(t, c, sink, "kubectl rollout restart of deploy/", func() {
+			kubectl(t, cp, "rollout", "restart", "deployment/"+deployName, "--namespace", deployNamespace)
 		})
 	})
 }
@@ -188,9 +229,10 @@ func runWorkload(t *testing.T, c kubernetes.Interface) {
 }
 
 // checkRecords checks every record against the Event it came from: the
-// time it happened, severity and resource attributes; and that the
-// kubelet's Events of the workload and the Node are there.
-func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
+// time it happened, severity and resource attributes (k8s.cluster.name is
+// cluster); and that the kubelet's Events of the workload and the Node are
+// there.
+func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, cluster string) {
 	byUID := map[string]corev1.Event{}
 	for _, ev := range events {
 		byUID[string(ev.UID)] = ev
@@ -212,8 +254,8 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
 		if r.Severity != severity[ev.Type] {
 			t.Errorf("%s: severity %v, want %v", id, r.Severity, severity[ev.Type])
 		}
-		if r.Str("k8s.cluster.name") != "e2e-node" {
-			t.Errorf("%s: k8s.cluster.name %q, want e2e-node", id, r.Str("k8s.cluster.name"))
+		if r.Str("k8s.cluster.name") != cluster {
+			t.Errorf("%s: k8s.cluster.name %q, want %s", id, r.Str("k8s.cluster.name"), cluster)
 		}
 		if ev.Source.Component != "kubelet" {
 			continue
@@ -270,6 +312,7 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event) {
 // Events of my-app, and only those, with no permission outside my-app and
 // its own namespace.
 func TestDeployedNamespaced(t *testing.T) {
+	t.Parallel()
 	const watched, other = "my-app", "other"
 	cp, sink := startNode(t)
 	c := cp.Client()
@@ -317,7 +360,7 @@ func TestDeployedNamespaced(t *testing.T) {
 	pod := collectorPods(t, c)[0]
 	collector := tokenClient(t, cp, mountedToken(t, cp, pod))
 	checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
-		watched: {"/events list *", "/events watch *"},
+		watched: {"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"},
 		other:   nil,
 		deployNamespace: {
 			"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",

@@ -39,6 +39,7 @@ func runValidate(t *testing.T, configs ...string) (string, error) {
 // docs (completed with a debug exporter and a pipeline when they show only
 // part of a configuration).
 func TestExampleConfigsValidate(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +116,7 @@ func TestExampleConfigsValidate(t *testing.T) {
 // pipeline (a list replaces the list of the first file), before
 // transform/loki, and leaves the count pipeline alone.
 func TestAggregationExampleJoinsTheLogsPipeline(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(collectortest.Binary(t), "print-config", "--mode=unredacted",
 		"--config", filepath.Join("..", "otelcol-config.yaml"), "--config", filepath.Join("..", "examples", "aggregation.yaml"))
 	cmd.Env = append(os.Environ(), validateEnv...)
@@ -143,6 +145,7 @@ func TestAggregationExampleJoinsTheLogsPipeline(t *testing.T) {
 // TestValidateRejectsBadRules: a bad alert rule fails `validate` with the
 // key of the rule and what is wrong.
 func TestValidateRejectsBadRules(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		rules string
 		want  string

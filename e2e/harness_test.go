@@ -66,7 +66,10 @@ const (
 // eachMode runs f once per mode, as subtests named after the modes.
 func eachMode(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range []string{modePoll, modeWatch} {
-		t.Run(mode, func(t *testing.T) { f(t, mode) })
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
 	}
 }
 
@@ -80,16 +83,26 @@ func eventVerbs(mode string) []string {
 	return []string{"list"}
 }
 
+// getRule grants get on resource of group, as the receiver's README
+// documents for extract.
+func getRule(group, resource string) rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{group}, Resources: []string{resource}, Verbs: []string{"get"}}
+}
+
+// ownersRules are the rules the receiver's README documents for
+// extract::owners.
+var ownersRules = []rbacv1.PolicyRule{getRule("", "pods"), getRule("apps", "replicasets"), getRule("batch", "jobs")}
+
 // clusterReaderKubeconfig returns a kubeconfig for a ServiceAccount that has
 // exactly the rules the receiver's README documents for reading Events in all
-// namespaces in the given mode, cluster-wide.
-func clusterReaderKubeconfig(t *testing.T, cp *kubetest.ControlPlane, mode string) string {
+// namespaces in the given mode, cluster-wide, plus extra (those of extract).
+func clusterReaderKubeconfig(t *testing.T, cp *kubetest.ControlPlane, mode string, extra ...rbacv1.PolicyRule) string {
 	t.Helper()
 	ctx := context.Background()
 	c := cp.Client()
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: "otelcol-k8sevents"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs(mode)}},
+		Rules:      append([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: eventVerbs(mode)}}, extra...),
 	}
 	if _, err := c.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create clusterrole: %v", err)

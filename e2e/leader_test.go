@@ -22,6 +22,7 @@ const leaseDuration = 6 * time.Second
 // ConfigMap resume point. Only the leader emits; when it is killed, the other
 // takes over after the Lease expires and resumes where the leader stopped.
 func TestLeaderFailover(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testLeaderFailover)
 }
 
@@ -140,6 +141,7 @@ func leaseHolder(t *testing.T, c kubernetes.Interface, namespace string) string 
 // Event created after it logged the loss reaches its exporter. When the
 // Lease is free again, a replica resumes and nothing is lost.
 func TestLeaseTakenAway(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testLeaseTakenAway)
 }
 

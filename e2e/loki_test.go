@@ -19,6 +19,7 @@ import (
 // label, the Event's fields structured metadata, and a Warning is found by
 // its level.
 func TestLoki(t *testing.T) {
+	t.Parallel()
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "ns1", "ns2")

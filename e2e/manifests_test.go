@@ -106,15 +106,40 @@ func readmeRole(t *testing.T) *rbacv1.Role {
 	return nil
 }
 
-// eventsRule is the one rule reading Events needs: list, and watch for
-// mode: watch. Never get: the receiver reads no Event by name.
-var eventsRule = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}}}
+// readmeOwnersRules are the rules of the ClusterRole that the receiver's
+// README documents for extract::owners (its RBAC section): reading Events
+// (list, and watch for mode: watch; never get, the receiver reads no Event
+// by name) and get on pods, replicasets and jobs.
+func readmeOwnersRules(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "receiver", "k8sevents", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		if !strings.Contains(m[1], "\nkind: ClusterRole\n") || !strings.Contains(m[1], "# extract::owners") {
+			continue
+		}
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(m[1]), nil, nil)
+		if err != nil {
+			t.Fatalf("decode the README's ClusterRole for extract::owners: %v", err)
+		}
+		return obj.(*rbacv1.ClusterRole).Rules
+	}
+	t.Fatal("no ClusterRole for extract::owners in receiver/k8sevents/README.md")
+	return nil
+}
 
 // TestDeployManifests checks deploy/ and deploy/namespaced/ as kubectl
 // builds them: least privilege, the Role the receiver's README documents,
 // two replicas with the security settings and probes the README promises,
 // and the image that `make image` names.
 func TestDeployManifests(t *testing.T) {
+	t.Parallel()
 	for _, variant := range []string{"deploy", "deploy/namespaced"} {
 		t.Run(variant, func(t *testing.T) {
 			objs := kustomize(t, variant)
@@ -126,6 +151,12 @@ func TestDeployManifests(t *testing.T) {
 				t.Errorf("config.yaml does not use the pod's ServiceAccount")
 			}
 
+			if !strings.Contains(cm.Data["config.yaml"], "extract:\n      owners: true") {
+				t.Errorf("config.yaml does not turn extract::owners on, which the RBAC below grants")
+			}
+			// deploy/ reads Events and, for extract: owners, gets Pods,
+			// ReplicaSets and Jobs: the README's rules, nothing more.
+			readRules := readmeOwnersRules(t)
 			roles := objectsOf[*rbacv1.Role](objs)
 			clusterRoles := objectsOf[*rbacv1.ClusterRole](objs)
 			var own *rbacv1.Role
@@ -134,8 +165,8 @@ func TestDeployManifests(t *testing.T) {
 				case deployNamespace:
 					own = r
 				case "my-app":
-					if variant != "deploy/namespaced" || !slices.EqualFunc(r.Rules, eventsRule, ruleEqual) {
-						t.Errorf("Role %s/%s rules %v, want only %v", r.Namespace, r.Name, r.Rules, eventsRule)
+					if variant != "deploy/namespaced" || !slices.EqualFunc(r.Rules, readRules, ruleEqual) {
+						t.Errorf("Role %s/%s rules %v, want only %v", r.Namespace, r.Name, r.Rules, readRules)
 					}
 				default:
 					t.Errorf("unexpected Role %s/%s", r.Namespace, r.Name)
@@ -146,8 +177,8 @@ func TestDeployManifests(t *testing.T) {
 			}
 			switch variant {
 			case "deploy":
-				if len(clusterRoles) != 1 || !slices.EqualFunc(clusterRoles[0].Rules, eventsRule, ruleEqual) {
-					t.Errorf("ClusterRoles %v, want one with only %v", clusterRoles, eventsRule)
+				if len(clusterRoles) != 1 || !slices.EqualFunc(clusterRoles[0].Rules, readRules, ruleEqual) {
+					t.Errorf("ClusterRoles %v, want one with only %v", clusterRoles, readRules)
 				}
 			case "deploy/namespaced":
 				if len(clusterRoles)+len(objectsOf[*rbacv1.ClusterRoleBinding](objs)) > 0 {
@@ -229,6 +260,7 @@ func distVersion(t *testing.T) string {
 // configuration files of deploy/ and deploy/namespaced/, with the
 // environment the Deployment gives them.
 func TestDeployConfigValidates(t *testing.T) {
+	t.Parallel()
 	bin := collectortest.Binary(t)
 	root, err := testbin.ModuleRoot()
 	if err != nil {
@@ -257,6 +289,7 @@ func TestDeployConfigValidates(t *testing.T) {
 // (there is no Docker engine here), describes the image that `make image`
 // writes: the same files, entrypoint, arguments and user.
 func TestDockerfileMatchesImage(t *testing.T) {
+	t.Parallel()
 	image := testbin.Find(t, EnvImage, "_build/otelcol-k8sevents-image.tar", "run `make image`")
 	root, err := testbin.ModuleRoot()
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 // Events must not make a heap anywhere near ten times larger. It also checks
 // the self-telemetry the collector exposes.
 func TestMemoryDoesNotGrowWithStoredEvents(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testMemoryDoesNotGrowWithStoredEvents)
 }
 
@@ -154,8 +155,8 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return out
 }
 
-// dropLabels keeps only the labels named receiver, transport, outcome and
-// kind, in their order.
+// dropLabels keeps only the labels named receiver, transport, outcome,
+// kind, cause, state and resource, in their order.
 func dropLabels(series string) string {
 	name, labels, ok := strings.Cut(series, "{")
 	if !ok {
@@ -165,7 +166,7 @@ func dropLabels(series string) string {
 	for l := range strings.SplitSeq(strings.TrimSuffix(labels, "}"), ",") {
 		k, _, _ := strings.Cut(l, "=")
 		switch k {
-		case "receiver", "transport", "outcome", "kind", "cause", "state":
+		case "receiver", "transport", "outcome", "kind", "cause", "state", "resource":
 			kept = append(kept, l)
 		}
 	}

@@ -45,6 +45,7 @@ const contribStream = `{service_name="unknown_service"}`
 //     with ours;
 //   - a deleted Event comes again from contrib and not from ours.
 func TestMigrationQueries(t *testing.T) {
+	t.Parallel()
 	peer := testbin.Find(t, EnvPeer, ".bin/otelcol-peer", "run `make test`, which builds it with `make peer`")
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -69,8 +70,9 @@ func TestMigrationQueries(t *testing.T) {
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "shop", "payments", "probe")
-	// contrib watches: list and watch.
-	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
+	// contrib watches: list and watch. Ours runs the shipped configuration,
+	// with extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 	ours := startWorkstation(t, root, ws, loki, kubeconfig, t.TempDir())
 

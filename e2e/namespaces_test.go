@@ -15,6 +15,7 @@ import (
 // TestNamespaces runs three collectors side by side on one control plane:
 // one naming two namespaces, one reading all, one excluding a namespace.
 func TestNamespaces(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testNamespaces)
 }
 

@@ -14,6 +14,7 @@ import (
 // TestEveryChangeOnce creates 2,000 Events over several polls and updates
 // 200 of them: exactly 2,200 records arrive, none missing, none repeated.
 func TestEveryChangeOnce(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testEveryChangeOnce)
 }
 
@@ -78,6 +79,7 @@ page_size: 100
 // server takes it: watch mode delivers each change, where a poller sees only
 // the states that happen to be stored when it lists (the README says so).
 func TestWatchEveryUpdateOnce(t *testing.T) {
+	t.Parallel()
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "hot")

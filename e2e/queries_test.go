@@ -42,6 +42,8 @@ type printedQuery struct {
 	// key names the query for the test that checks its result: the panel
 	// and target, or the variable, of a dashboard; else the query.
 	key string
+	// inline is a query of a code span in a document's text.
+	inline bool
 }
 
 // Where queries are printed, as globs from the repository's root.
@@ -145,7 +147,7 @@ func markdownQueries(file, text string) []printedQuery {
 			span := strings.Join(strings.Fields(joined[m[2]:m[3]]), " ")
 			if lang := queryLanguage(span); lang != "" {
 				line := paraLine + strings.Count(joined[:m[0]], "\n")
-				out = append(out, printedQuery{file: file, where: fmt.Sprintf("%s:%d", file, line), lang: lang, text: span, key: normalQuery(span)})
+				out = append(out, printedQuery{file: file, where: fmt.Sprintf("%s:%d", file, line), lang: lang, text: span, key: normalQuery(span), inline: true})
 			}
 		}
 		paragraph = nil
@@ -280,6 +282,42 @@ type queryRunner struct {
 // queryRunners are the tests that run printed queries; a query belongs to
 // the first that runs it.
 var queryRunners = []queryRunner{
+	{
+		// The rules of alerts/ (the PrometheusRule manifest holds those of
+		// prometheus-rules.yaml, TestPrometheusRuleIsTheRuleFile) and the
+		// queries of the README's section "Alerts", on the alerts that
+		// real Events raise in Alertmanager.
+		test:  "TestAlerts",
+		calls: "readAlertsDoc(t)",
+		own: func(root string) ([]string, error) {
+			var out []string
+			for _, f := range []string{"alerts/loki-rules.yaml", "alerts/prometheus-rules.yaml"} {
+				data, err := os.ReadFile(filepath.Join(root, f))
+				if err != nil {
+					return nil, err
+				}
+				qs, err := ruleQueries(f, data)
+				if err != nil {
+					return nil, err
+				}
+				for _, q := range qs {
+					out = append(out, q.text)
+				}
+			}
+			readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+			if err != nil {
+				return nil, err
+			}
+			_, section, _ := strings.Cut(string(readme), "\n## Alerts\n")
+			section, _, _ = strings.Cut(section, "\n## ")
+			for _, q := range markdownQueries("README.md", section) {
+				if !q.inline { // readAlertsDoc reads the blocks
+					out = append(out, q.text)
+				}
+			}
+			return out, nil
+		},
+	},
 	{
 		// The LogQL of the README and docs/loki.md, on the Events of the
 		// README's workstation command.

@@ -18,6 +18,7 @@ import (
 // events in each configured namespace), and checks the hint it logs when a
 // rule is missing.
 func TestRBAC(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testRBAC)
 }
 

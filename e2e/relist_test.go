@@ -12,6 +12,7 @@ import (
 // points at a compacted revision (410 Gone). The receiver lists again and
 // delivers every Event once.
 func TestExpiredContinueToken(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testExpiredContinueToken)
 }
 

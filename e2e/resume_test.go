@@ -122,6 +122,7 @@ func grantLease(t *testing.T, cp *kubetest.ControlPlane) {
 // nothing is lost and nothing repeated. In watch mode the restart, within
 // the API server's watch window, reads no list page.
 func TestGracefulRestart(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testGracefulRestart)
 }
 
@@ -168,6 +169,7 @@ func testGracefulRestart(t *testing.T, mode string) {
 // directory, as when a pod is replaced: the resume point in the ConfigMap
 // carries over, with exactly the rules the README documents.
 func TestResumeFromConfigMap(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testResumeFromConfigMap)
 }
 
@@ -219,6 +221,7 @@ func testResumeFromConfigMap(t *testing.T, mode string) {
 // checkpoint_interval's worth). The positions are read from the storage
 // file after each kill, as the next process reads them.
 func TestKillNine(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testKillNine)
 }
 
@@ -307,6 +310,7 @@ func storedCheckpoint(t *testing.T, dir string) checkpoint {
 // TestDownAcrossCompaction stops the collector long enough for the API
 // server to compact etcd past its resume point: nothing is lost or repeated.
 func TestDownAcrossCompaction(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testDownAcrossCompaction)
 }
 
@@ -389,6 +393,7 @@ func testDownAcrossCompaction(t *testing.T, mode string) {
 // while (no sending queue, so the error reaches the receiver); when it
 // accepts again, nothing has been lost.
 func TestRefusingConsumer(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testRefusingConsumer)
 }
 

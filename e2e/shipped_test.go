@@ -78,6 +78,7 @@ func createWarnings(t *testing.T, c kubernetes.Interface, ns, kind, prefix, reas
 // records are alerts and at which level Loki files them, and that the
 // count Prometheus reads equals the records Loki holds, reason by reason.
 func TestShippedConfig(t *testing.T) {
+	t.Parallel()
 	opts := kubeOptions()
 	opts.Controllers = true
 	opts.NodeMonitorGracePeriod = 10 * time.Second
@@ -86,7 +87,8 @@ func TestShippedConfig(t *testing.T) {
 	ctx := context.Background()
 	const ns = "shop"
 	createNamespaces(t, c, ns)
-	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
+	// The shipped configuration has extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 
 	promEndpoint := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
@@ -247,6 +249,33 @@ func TestShippedConfig(t *testing.T) {
 			if perTitle[title] != n {
 				t.Errorf("alert query: %v alerts titled %q, want %v", perTitle[title], title, n)
 			}
+		}
+	})
+
+	// extract: owners names Deployment web on its ReplicaSet's and its
+	// Pods' Events, as structured metadata: the streams stay one per
+	// namespace.
+	t.Run("owners in structured metadata", func(t *testing.T) {
+		entries := query(`{k8s_cluster_name="e2e", k8s_namespace_name="` + ns + `"} | k8s_deployment_name="web"`)
+		reasons := map[string]int{}
+		for _, e := range entries {
+			md := e.StructuredMetadata
+			reasons[md["k8s_object_kind"]+" "+md["k8s_event_reason"]]++
+			if v, ok := e.Labels["k8s_deployment_name"]; ok {
+				t.Errorf("%q: k8s_deployment_name=%q is an index label; want structured metadata only", e.Line, v)
+			}
+			if md["k8s_object_kind"] == "Pod" && (md["k8s_replicaset_name"] == "" || !strings.HasPrefix(md["k8s_pod_name"], md["k8s_replicaset_name"]+"-")) {
+				t.Errorf("%q: Pod %s with k8s_replicaset_name %q, want its ReplicaSet", e.Line, md["k8s_pod_name"], md["k8s_replicaset_name"])
+			}
+		}
+		t.Logf(`k8s_deployment_name="web": %d lines: %v`, len(entries), reasons)
+		for _, want := range []string{"Deployment ScalingReplicaSet", "ReplicaSet SuccessfulCreate", "Pod FailedScheduling", "Pod Scheduled"} {
+			if reasons[want] == 0 {
+				t.Errorf(`k8s_deployment_name="web" finds no %s line`, want)
+			}
+		}
+		if strings.Contains(col.Output(), "RBAC: grant") {
+			t.Errorf("the collector lacks a rule the README documents:\n%s", col.Output())
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 // TestStartAt: Events stored before the collector starts arrive with
 // start_at beginning and not with end; later ones arrive with both.
 func TestStartAt(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testStartAt)
 }
 

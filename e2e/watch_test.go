@@ -21,6 +21,7 @@ import (
 // stream: the server ends every watch, the collector watches again from its
 // cursor when the server is back, and nothing is lost or repeated.
 func TestWatchEndedByAPIServer(t *testing.T) {
+	t.Parallel()
 	cp := startControlPlane(t, kubeOptions())
 	c := fastClient(t, cp)
 	createNamespaces(t, c, "stream")
@@ -59,6 +60,7 @@ func TestWatchEndedByAPIServer(t *testing.T) {
 // watch, together with exclude_namespaces; a selector the server refuses is
 // reported with the key's name.
 func TestFieldSelector(t *testing.T) {
+	t.Parallel()
 	eachMode(t, testFieldSelector)
 }
 

@@ -11,11 +11,15 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/lokitest"
 )
 
@@ -60,9 +64,11 @@ func startWorkstation(t *testing.T, root string, cmd command, loki *lokitest.Lok
 // ports for the listeners. Events about many Pods in a few namespaces and
 // about a Node must arrive in Loki once each, in one stream per namespace
 // and one for the Node (the shipped transform/loki), under
-// service_name="k8s-events", with the Pod, container and workload names as
-// structured metadata; the resume point must be under HOME.
+// service_name="k8s-events", with the Pod, container and workload names
+// (the Pods' Deployment too, found by extract: owners) as structured
+// metadata; the resume point must be under HOME.
 func TestWorkstationCommand(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +84,8 @@ func TestWorkstationCommand(t *testing.T) {
 	c := fastClient(t, cp)
 	namespaces := []string{"shop", "payments", "ci"}
 	createNamespaces(t, c, namespaces...)
-	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
+	// The shipped configuration has extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 
 	home := t.TempDir()
@@ -88,7 +95,9 @@ func TestWorkstationCommand(t *testing.T) {
 	// Per namespace, the Pods of a Deployment pulling the same image in the
 	// same second: the same line at the same time in one stream, which Loki
 	// must keep apart by their structured metadata. And the Deployment's
-	// own Event.
+	// own Event. The Deployment, its ReplicaSet and its Pods exist (there
+	// are no controllers: they are stored as created), so extract: owners
+	// names the Deployment on the Pods' Events.
 	const podsPerNamespace = 8
 	ctx := context.Background()
 	at := metav1.NewTime(time.Now().Truncate(time.Second))
@@ -99,25 +108,29 @@ func TestWorkstationCommand(t *testing.T) {
 		}
 	}
 	const pulling = `Pulling image "nginx:1.27"`
+	podUIDs := map[string]types.UID{}
+	deployUIDs := map[string]types.UID{}
 	for _, ns := range namespaces {
-		for i := range podsPerNamespace {
+		w := createWorkload(t, c, ns, "web", "web-7d4", podsPerNamespace)
+		deployUIDs[ns] = w.deployment
+		for i, pod := range w.pods {
+			podUIDs[ns+"/"+pod.Name] = pod.UID
 			ev := newEvent(eventSpec{namespace: ns, name: fmt.Sprintf("web-%d", i), reason: "Pulling", message: pulling})
-			ev.InvolvedObject.Name = fmt.Sprintf("web-%d", i)
-			ev.InvolvedObject.UID = types.UID(fmt.Sprintf("uid-%s-web-%d", ns, i))
+			ev.InvolvedObject.Name, ev.InvolvedObject.UID = pod.Name, pod.UID
 			ev.InvolvedObject.FieldPath = "spec.containers{app}"
 			ev.FirstTimestamp, ev.LastTimestamp = at, at
 			create(ns, ev)
 		}
 		ev := newEvent(eventSpec{namespace: ns, name: "web", reason: "ScalingReplicaSet", kind: "Deployment",
 			message: fmt.Sprintf("Scaled up replica set web-7d4 from 0 to %d", podsPerNamespace)})
-		ev.InvolvedObject.APIVersion, ev.InvolvedObject.Name = "apps/v1", "web"
+		ev.InvolvedObject.APIVersion, ev.InvolvedObject.Name, ev.InvolvedObject.UID = "apps/v1", "web", w.deployment
 		create(ns, ev)
 	}
 	// A Warning, which the shipped rules mark as an alert.
 	warning := newEvent(eventSpec{namespace: "payments", name: "web-0.fs", reason: "FailedScheduling",
 		message: "0/3 nodes are available: 3 Insufficient memory."})
 	warning.Type = corev1.EventTypeWarning
-	warning.InvolvedObject.Name, warning.InvolvedObject.UID = "web-0", "uid-payments-web-0"
+	warning.InvolvedObject.Name, warning.InvolvedObject.UID = "web-0", podUIDs["payments/web-0"]
 	create("payments", warning)
 	// A Node has no namespace; its Events are stored in default.
 	node := newEvent(eventSpec{namespace: "default", name: "node-1", reason: "NodeNotReady", kind: "Node",
@@ -205,11 +218,17 @@ func TestWorkstationCommand(t *testing.T) {
 			want  map[string]string
 		}{
 			{`{k8s_namespace_name="payments"} | k8s_pod_name="web-3"`, 1, map[string]string{
-				"k8s_object_kind": "Pod", "k8s_object_name": "web-3", "k8s_pod_uid": "uid-payments-web-3",
+				"k8s_object_kind": "Pod", "k8s_object_name": "web-3", "k8s_pod_uid": string(podUIDs["payments/web-3"]),
 				"k8s_container_name": "app", "k8s_object_fieldpath": "spec.containers{app}", "k8s_event_reason": "Pulling",
+				// extract: owners
+				"k8s_replicaset_name": "web-7d4", "k8s_deployment_name": "web", "k8s_deployment_uid": string(deployUIDs["payments"]),
 			}},
-			{`{k8s_namespace_name="shop"} | k8s_deployment_name="web"`, 1, map[string]string{
-				"k8s_object_kind": "Deployment", "k8s_object_api_version": "apps/v1", "k8s_deployment_uid": "uid-web",
+			// Every Event of Deployment web: its own and its Pods'.
+			{`{k8s_namespace_name="shop"} | k8s_deployment_name="web"`, podsPerNamespace + 1, map[string]string{
+				"k8s_deployment_uid": string(deployUIDs["shop"]),
+			}},
+			{`{k8s_namespace_name="shop"} | k8s_deployment_name="web" | k8s_object_kind="Deployment"`, 1, map[string]string{
+				"k8s_object_api_version": "apps/v1", "k8s_event_reason": "ScalingReplicaSet",
 			}},
 			{`{k8s_namespace_name="ci"} | k8s_event_reason="Pulling"`, podsPerNamespace, map[string]string{
 				"k8s_object_kind": "Pod", "k8s_container_name": "app",
@@ -277,3 +296,52 @@ func TestWorkstationCommand(t *testing.T) {
 
 // metricQuery matches a LogQL metric query, which QueryInstant runs.
 var metricQuery = regexp.MustCompile(`^(sum|count|avg|max|min|rate|count_over_time|sum_over_time)\b`)
+
+// storedWorkload is a Deployment, its ReplicaSet and its Pods as
+// createWorkload stored them.
+type storedWorkload struct {
+	deployment types.UID
+	pods       []*corev1.Pod
+}
+
+// createWorkload stores a Deployment name, its ReplicaSet rsName and n Pods
+// name-0 .. name-(n-1) of that ReplicaSet, with the owner references the
+// controllers would give them, on a control plane without controllers
+// (nothing runs; the objects stay as created).
+func createWorkload(t *testing.T, c kubernetes.Interface, ns, name, rsName string, n int) storedWorkload {
+	t.Helper()
+	ctx := t.Context()
+	// A Pod needs its namespace's default ServiceAccount, which only the
+	// controllers create.
+	_, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create serviceaccount %s/default: %v", ns, err)
+	}
+	d, err := c.AppsV1().Deployments(ns).Create(ctx, kubetest.Deployment(ns, name, int32(n), "10m", "16Mi"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
+	}
+	controller := func(kind, name string, uid types.UID) []metav1.OwnerReference {
+		yes := true
+		return []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: kind, Name: name, UID: uid, Controller: &yes, BlockOwnerDeletion: &yes}}
+	}
+	rs, err := c.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: rsName, Labels: d.Spec.Template.Labels, OwnerReferences: controller("Deployment", d.Name, d.UID)},
+		Spec:       appsv1.ReplicaSetSpec{Replicas: d.Spec.Replicas, Selector: d.Spec.Selector, Template: d.Spec.Template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create replicaset %s/%s: %v", ns, rsName, err)
+	}
+	w := storedWorkload{deployment: d.UID}
+	for i := range n {
+		p, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", name, i), Labels: d.Spec.Template.Labels, OwnerReferences: controller("ReplicaSet", rs.Name, rs.UID)},
+			Spec:       d.Spec.Template.Spec,
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create pod %s/%s-%d: %v", ns, name, i, err)
+		}
+		w.pods = append(w.pods, p)
+	}
+	return w
+}

@@ -49,7 +49,7 @@ $(PROMETHEUS): $(ROOT)/tools/prometheus/go.mod $(ROOT)/tools/prometheus/go.sum
 
 $(ALERTMANAGER): $(ROOT)/tools/alertmanager/go.mod $(ROOT)/tools/alertmanager/go.sum
 	@mkdir -p $(@D)
-	rm -rf $(ALERTMANAGER_BUILD) && mkdir -p $(ALERTMANAGER_BUILD)/tool
+	chmod -R u+w $(ALERTMANAGER_BUILD) 2>/dev/null; rm -rf $(ALERTMANAGER_BUILD) && mkdir -p $(ALERTMANAGER_BUILD)/tool
 	$(call version_ldflags,github.com/prometheus/alertmanager,$(ROOT)/tools/alertmanager) && \
 		cp -R $$dir $(ALERTMANAGER_BUILD)/module && chmod -R u+w $(ALERTMANAGER_BUILD)/module && \
 		mkdir -p $(ALERTMANAGER_BUILD)/module/ui/app/dist && \

@@ -38,11 +38,7 @@ node-packages:
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing >/dev/null
 
-# go build leaves an up-to-date binary untouched, so touch it for make.
-$(NODE_BINS): $(ROOT)/tools/kube/go.mod $(ROOT)/tools/kube/go.sum
-	@mkdir -p $(@D)
-	cd $(ROOT)/tools/kube && $(GO) build -ldflags "$(KUBE_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/$(@F)
-	@touch $@
+# $(NODE_BINS) are built by the Makefile's rule for the Kubernetes binaries.
 
 ## image: _build/otelcol-k8sevents-image.tar, an OCI image tarball of the
 ## collector (no container engine needed): `ctr -n k8s.io images import` or

@@ -17,8 +17,10 @@ PEER             := $(BIN)/otelcol-peer
 PEER_GONOSUMDB   := github.com/open-telemetry/opentelemetry-collector-contrib
 
 # The variants bench-peer runs, in order: poll (ours, interval 10s), watch
-# (ours, mode: watch) and peer. Example: make bench-peer BENCH_PEER_VARIANTS=poll,peer
-BENCH_PEER_VARIANTS ?= poll,watch,peer
+# (ours, mode: watch), owners (ours, mode: watch with extract: owners; the
+# Events are about 2,000 Pods, -pods) and peer. Example: make bench-peer
+# BENCH_PEER_VARIANTS=poll,peer
+BENCH_PEER_VARIANTS ?= poll,watch,owners,peer
 # More flags for internal/cmd/benchpeer (go run ./internal/cmd/benchpeer -h).
 BENCH_PEER_FLAGS    ?=
 
@@ -40,7 +42,7 @@ $(PEER): $(PEER_OCB) $(ROOT)/tools/peer/builder-config.yaml $(ROOT)/tools/peer/g
 	"$$($(GO) env GOROOT)/bin/gofmt" -w $(ROOT)/tools/peer/*.go
 	mv $(ROOT)/tools/peer/otelcol-peer $@
 
-## bench-peer: ours (poll, watch) and the peer, one at a time on one API server
+## bench-peer: ours (poll, watch, owners) and the peer, one at a time on one API server
 ## with 100,000 Events stored; prints a Markdown table for BENCHMARKS.md.
 bench-peer: build kube peer
 	$(GO) run ./internal/cmd/benchpeer -collector $(COLLECTOR) -peer $(PEER) -kube-bin $(BIN) \

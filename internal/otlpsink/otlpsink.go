@@ -27,6 +27,9 @@ type Record struct {
 	Timestamp time.Time
 	// Received is when the sink accepted the record.
 	Received time.Time
+	// From is the address (host only) the export came from: which replica
+	// sent the record, where several share a sink.
+	From string
 	// Attrs holds the record's attributes and, under the same keys, its
 	// resource's attributes (record attributes win).
 	Attrs map[string]any
@@ -226,7 +229,11 @@ func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "decode: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	recs := flatten(req.Logs(), time.Now())
+	from, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		from = r.RemoteAddr
+	}
+	recs := flatten(req.Logs(), time.Now(), from)
 	s.mu.Lock()
 	for _, r := range recs {
 		if s.keep(r) {
@@ -250,7 +257,7 @@ func (s *Sink) notify() {
 	s.cond = make(chan struct{})
 }
 
-func flatten(ld plog.Logs, received time.Time) []Record {
+func flatten(ld plog.Logs, received time.Time, from string) []Record {
 	var out []Record
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource().Attributes().AsRaw()
@@ -269,6 +276,7 @@ func flatten(ld plog.Logs, received time.Time) []Record {
 					Severity:  lr.SeverityNumber(),
 					Timestamp: lr.Timestamp().AsTime(),
 					Received:  received,
+					From:      from,
 					Attrs:     attrs,
 				})
 			}

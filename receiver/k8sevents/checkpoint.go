@@ -42,8 +42,12 @@ const (
 	storageKey = "positions"
 	// configMapKey is the data key in the checkpoint ConfigMap.
 	configMapKey = "positions.json"
-	// checkpointTimeout bounds one read or write of the resume point.
-	checkpointTimeout = 10 * time.Second
+	// storageTimeout bounds one read or write of a storage extension. (A
+	// checkpoint ConfigMap's requests are bounded by request_timeout.)
+	storageTimeout = 10 * time.Second
+	// flushTimeout bounds the write on shutdown, so that a connection gone
+	// silent holds the shutdown 10 s at most, whatever request_timeout is.
+	flushTimeout = 10 * time.Second
 	// maxCheckpointRetry is the longest wait between writes that fail, unless
 	// checkpoint_interval is longer.
 	maxCheckpointRetry = time.Minute
@@ -123,6 +127,8 @@ func openStorage(ctx context.Context, host component.Host, id, receiverID compon
 }
 
 func (s *storageStore) load(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
 	data, err := s.client.Get(ctx, storageKey)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s, err)
@@ -131,6 +137,8 @@ func (s *storageStore) load(ctx context.Context) ([]byte, error) {
 }
 
 func (s *storageStore) save(ctx context.Context, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	defer cancel()
 	if err := s.client.Set(ctx, storageKey, data); err != nil {
 		return fmt.Errorf("write %s: %w", s, err)
 	}
@@ -145,10 +153,12 @@ func (s *storageStore) String() string { return fmt.Sprintf("storage extension %
 // when it is absent. Writes are conditional on the resourceVersion last read,
 // so a write never silently undoes one it did not see: after a conflict it
 // reads the ConfigMap again and writes over it, since the replica that writes
-// is the one delivering.
+// is the one delivering. Each request is bounded by request_timeout (the
+// client's), and one that runs out of it fails as an errNoAnswer.
 type configMapStore struct {
 	client          kubernetes.Interface
 	namespace, name string
+	deadline        requestDeadline
 	// current is the ConfigMap as last read or written; nil when absent.
 	current *corev1.ConfigMap
 }
@@ -160,7 +170,7 @@ func (s *configMapStore) load(ctx context.Context) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, s.fail("get", err)
+		return nil, s.fail(ctx, "get", err)
 	}
 	s.current = cm
 	if data, ok := cm.Data[configMapKey]; ok {
@@ -190,7 +200,7 @@ func (s *configMapStore) write(ctx context.Context, data []byte) error {
 		}
 		created, err := configMaps.Create(ctx, cm, metav1.CreateOptions{})
 		if err != nil {
-			return s.fail("create", err)
+			return s.fail(ctx, "create", err)
 		}
 		s.current = created
 		return nil
@@ -202,19 +212,21 @@ func (s *configMapStore) write(ctx context.Context, data []byte) error {
 	cm.Data[configMapKey] = string(data)
 	updated, err := configMaps.Update(ctx, cm, metav1.UpdateOptions{})
 	if err != nil {
-		return s.fail("update", err)
+		return s.fail(ctx, "update", err)
 	}
 	s.current = updated
 	return nil
 }
 
-// fail wraps an error of the API, naming the RBAC rule a 403 lacks.
-func (s *configMapStore) fail(verb string, err error) error {
+// fail wraps an error of the API, naming the RBAC rule a 403 lacks, or the
+// deadline a request ran out of.
+func (s *configMapStore) fail(ctx context.Context, verb string, err error) error {
 	if apierrors.IsForbidden(err) {
 		return fmt.Errorf("%s %s: %w; RBAC: grant verb %q on resource \"configmaps\" (apiGroups [\"\"]) in namespace %q (Role%s); the checkpoint needs get, create and update",
 			verb, s, err, verb, s.namespace, resourceNamesHint(verb, s.name))
 	}
-	return fmt.Errorf("%s %s: %w", verb, s, err)
+	op := fmt.Sprintf("%s %s", verb, s)
+	return s.deadline.check(ctx, op, verb, fmt.Errorf("%s: %w", op, err))
 }
 
 func (s *configMapStore) close(context.Context) error { return nil }
@@ -264,6 +276,7 @@ func newCheckpointer(store positionStore, cfg *Config, scopes []scope, logger *z
 		failures: failureLog{
 			logger:       logger,
 			failedMsg:    "Writing the checkpoint failed; collection goes on and the write is retried",
+			noAnswerMsg:  "Writing the checkpoint: no answer from the API server in %v; collection goes on and the write is retried",
 			stillMsg:     "Writing the checkpoint still fails",
 			recoveredMsg: "Writing the checkpoint works again",
 			countKey:     "failed_writes",
@@ -275,8 +288,6 @@ func newCheckpointer(store positionStore, cfg *Config, scopes []scope, logger *z
 // load reads the resume point: the saved cursors of the configured scopes.
 // A document that cannot be decoded is logged and ignored, as if absent.
 func (c *checkpointer) load(ctx context.Context) (map[string]*cursor, error) {
-	ctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
-	defer cancel()
 	data, err := c.store.load(ctx)
 	if err != nil {
 		return nil, err
@@ -365,9 +376,12 @@ func (c *checkpointer) save(ctx context.Context, force bool) {
 		return
 	}
 	c.lastTry = time.Now()
-	wctx, cancel := context.WithTimeout(ctx, checkpointTimeout)
-	err = c.store.save(wctx, data)
-	cancel()
+	if force {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	err = c.store.save(ctx, data)
 	c.tel.recordCheckpoint(context.WithoutCancel(ctx), err)
 	if err != nil {
 		c.failures.fail(err, c.retryAfter(c.failures.failures+1), zap.Stringer("checkpoint", c.store))

@@ -3,10 +3,15 @@ package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8s
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/receiver"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/kubernetes"
+	k8smetadata "k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -63,14 +68,77 @@ func restConfig(cfg *Config, userAgent string) (*rest.Config, error) {
 	return rc, nil
 }
 
-func newClient(cfg *Config, userAgent string) (kubernetes.Interface, error) {
+// clients are two API clients on one pool of connections. requests bounds
+// every request by request_timeout (http.Client.Timeout, which covers the
+// answer's body too); watches has no deadline, since a watch's answer is a
+// stream that lasts minutes, and serves the watch streams only. Any new
+// call to the API (an owner lookup, for one) goes through requests and so
+// gets the deadline without more code.
+type clients struct {
+	requests kubernetes.Interface
+	watches  kubernetes.Interface
+	// metadata makes the lookups of extract (the metadata API: only an
+	// object's metadata, in protobuf), on the same pool and with the same
+	// deadline as requests, and a client-side rate limit of its own.
+	metadata k8smetadata.Interface
+	// redial is called after a request got no answer: the next request
+	// closes the pool's idle connections before it starts, so that it dials
+	// a new one rather than wait on one as dead as the request's own.
+	redial func()
+}
+
+func newClients(cfg *Config, userAgent string) (clients, error) {
 	rc, err := restConfig(cfg, userAgent)
 	if err != nil {
-		return nil, err
+		return clients{}, err
 	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("create kubernetes client: %w", err)
-	}
-	return client, nil
+	return clientsFor(rc, cfg.RequestTimeout)
 }
+
+// clientsFor builds the clients of rc, with requestTimeout on requests.
+func clientsFor(rc *rest.Config, requestTimeout time.Duration) (clients, error) {
+	base, err := rest.TransportFor(rc)
+	if err != nil {
+		return clients{}, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	rt := &redialer{rt: base}
+	requests, err := kubernetes.NewForConfigAndClient(rc, &http.Client{Transport: rt, Timeout: requestTimeout})
+	if err != nil {
+		return clients{}, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	watches, err := kubernetes.NewForConfigAndClient(rc, &http.Client{Transport: rt})
+	if err != nil {
+		return clients{}, fmt.Errorf("create kubernetes client: %w", err)
+	}
+	lookups := rest.CopyConfig(rc)
+	lookups.QPS, lookups.Burst = lookupQPS, lookupBurst
+	metadata, err := k8smetadata.NewForConfigAndClient(lookups, &http.Client{Transport: rt, Timeout: requestTimeout})
+	if err != nil {
+		return clients{}, fmt.Errorf("create kubernetes metadata client: %w", err)
+	}
+	return clients{requests: requests, watches: watches, metadata: metadata, redial: func() { rt.pending.Store(true) }}, nil
+}
+
+// redialer closes the idle connections of the pool before the next request
+// once told to. A request that runs out of time closes its own HTTP/1.1
+// connection, but the pool may hold idle ones that went silent with it. An
+// HTTP/2 connection is shared: cutting a request resets its stream only,
+// and the connection stays in use until client-go's health check (a ping
+// after 30 s without a frame, given 15 s) closes it; once its streams are
+// gone it is idle, and closing the idle connections closes it. That is not
+// yet so when the request returns (the stream is forgotten just after), so
+// the closing waits for the next request, which comes after a back-off.
+type redialer struct {
+	rt      http.RoundTripper
+	pending atomic.Bool
+}
+
+func (r *redialer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if r.pending.CompareAndSwap(true, false) {
+		utilnet.CloseIdleConnectionsFor(r.rt)
+	}
+	return r.rt.RoundTrip(req)
+}
+
+// WrappedRoundTripper lets client-go's utilities see the transport.
+func (r *redialer) WrappedRoundTripper() http.RoundTripper { return r.rt }

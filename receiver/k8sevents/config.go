@@ -59,10 +59,34 @@ const (
 	// maxBatchTimeout keeps "within a second" true whatever the setting.
 	maxBatchTimeout = 10 * time.Second
 
+	// defaultRequestTimeout is half of kube-apiserver's own limit for a
+	// request that is not a watch (--request-timeout, 1m by default), after
+	// which the server answers 504 anyway; a page of 10,000 Events (the
+	// largest page_size) comes from the API server's watch cache in well
+	// under a second, so a page that takes longer than this is not slow but
+	// lost on a connection that went silent.
+	defaultRequestTimeout = 30 * time.Second
+
 	defaultCheckpointInterval = 5 * time.Second
 	defaultLeaseDuration      = 15 * time.Second
 	defaultRenewDeadline      = 10 * time.Second
 	defaultRetryPeriod        = 2 * time.Second
+
+	// defaultCacheSize is sized for a 5,000-node cluster: at 30 Pods a node it
+	// runs 150,000 Pods, and the Events of the last hour (the API server's
+	// default --event-ttl) name a fraction of them, plus their ReplicaSets
+	// and Jobs; a rollout of 1,000 replicas adds 1,000 Pods and one
+	// ReplicaSet. 20,000 entries of about 0.8 KiB each (measured by
+	// TestCacheEntrySize: key, owner reference, two labels and the LRU's
+	// bookkeeping) are about 16 MiB; an object that fell out costs one GET
+	// when it has an Event again.
+	defaultCacheSize = 20000
+	maxCacheSize     = 1000000
+	// defaultCacheTTL is how long an answer is used: a Pod's owner never
+	// changes, so this only bounds how stale a label may be, and makes each
+	// object with Events cost at most one GET per TTL.
+	defaultCacheTTL = 10 * time.Minute
+	maxCacheTTL     = 24 * time.Hour
 )
 
 // Config is what users set under `receivers: k8sevents:` in collector YAML.
@@ -98,6 +122,16 @@ type Config struct {
 	// after its first before it is handed on (it also closes at page_size
 	// Events). Default: 200ms.
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	// RequestTimeout is the longest the receiver waits for the answer to
+	// one request to the API server that is not a watch stream: a list
+	// page, the answer to a watch request (until its stream starts), a read
+	// or write of the checkpoint ConfigMap or of the leader_election Lease.
+	// A request that runs out of time is logged and retried from the
+	// cursor on a new connection, so that a connection that went silent (a
+	// NAT or load balancer that lost its flow) cannot hang the receiver. Watch streams are not cut by it: a stream that brings
+	// nothing, not even a bookmark, is replaced by its own stall timer.
+	// Default: 30s.
+	RequestTimeout time.Duration `mapstructure:"request_timeout"`
 	// StartAt is which Events the first poll emits: end (only those that
 	// appear or change after the start) or beginning (also those already
 	// stored). Default: end.
@@ -135,6 +169,12 @@ type Config struct {
 	// the first rule that matches an Event decides. See rules.go.
 	// Default: none.
 	Rules []RuleConfig `mapstructure:"rules"`
+
+	// Extract adds to each record what the receiver looks up about the
+	// Event's involved object: the workloads that own it, and the labels
+	// and annotations asked for. Needs `get` on the resources looked up
+	// (see the README). Default: off (nothing is looked up).
+	Extract ExtractConfig `mapstructure:"extract"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -175,6 +215,49 @@ type LeaderElectionConfig struct {
 	_ struct{}
 }
 
+// ExtractConfig says what the receiver looks up about an Event's involved
+// object, with the metadata API (one GET per object, cached), never with a
+// list or an informer. The names follow contrib's k8sattributes processor.
+type ExtractConfig struct {
+	// Owners, when true, follows the involved object's controller owner
+	// references up to its top-level workload (Pod -> ReplicaSet ->
+	// Deployment, Pod -> Job -> CronJob, Pod -> StatefulSet, Pod ->
+	// DaemonSet) and adds k8s.<kind>.name and k8s.<kind>.uid of each.
+	// Default: false.
+	Owners bool `mapstructure:"owners"`
+	// Labels are the label keys whose values are added as
+	// k8s.<kind>.label.<key>, read from the involved object and, with
+	// owners, from its top-level owner. Default: none.
+	Labels []string `mapstructure:"labels"`
+	// Annotations are the annotation keys added as
+	// k8s.<kind>.annotation.<key>, as labels are. Default: none.
+	Annotations []string `mapstructure:"annotations"`
+	// Cache bounds what the receiver keeps of the objects it looked up.
+	Cache CacheConfig `mapstructure:"cache"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// CacheConfig bounds the cache of looked-up objects.
+type CacheConfig struct {
+	// Size is the most objects kept; the least recently used goes first.
+	// Default: 20000 (about 16 MiB).
+	Size int `mapstructure:"size"`
+	// TTL is how long an answer (an object's owner and labels, or that it
+	// does not exist) is used before the object is looked up again.
+	// Default: 10m.
+	TTL time.Duration `mapstructure:"ttl"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// enabled reports whether anything is looked up.
+func (e *ExtractConfig) enabled() bool {
+	return e.Owners || len(e.Labels) > 0 || len(e.Annotations) > 0
+}
+
 func createDefaultConfig() *Config {
 	return &Config{
 		AuthType:     AuthTypeServiceAccount,
@@ -184,7 +267,10 @@ func createDefaultConfig() *Config {
 		BatchTimeout: defaultBatchTimeout,
 		StartAt:      StartAtEnd,
 
+		RequestTimeout: defaultRequestTimeout,
+
 		SeverityText: SeverityTextEventType,
+		Extract:      ExtractConfig{Cache: CacheConfig{Size: defaultCacheSize, TTL: defaultCacheTTL}},
 
 		CheckpointInterval: defaultCheckpointInterval,
 		LeaderElection: configoptional.Default(LeaderElectionConfig{
@@ -232,6 +318,9 @@ func (cfg *Config) Validate() error {
 	if cfg.BatchTimeout <= 0 || cfg.BatchTimeout > maxBatchTimeout {
 		errs = append(errs, fmt.Errorf("batch_timeout: must be a positive duration up to %v, such as 200ms, got %v", maxBatchTimeout, cfg.BatchTimeout))
 	}
+	if cfg.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("request_timeout: must be a positive duration such as 30s (the longest wait for the API server's answer to a request), got %v", cfg.RequestTimeout))
+	}
 	switch cfg.StartAt {
 	case StartAtEnd, StartAtBeginning:
 	default:
@@ -246,7 +335,38 @@ func (cfg *Config) Validate() error {
 	if _, err := compileRules(cfg.Rules); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cfg.Extract.validate()...)
 	return errors.Join(errs...)
+}
+
+// validate checks extract: label and annotation keys as Kubernetes accepts
+// them, and the cache's bounds.
+func (e *ExtractConfig) validate() []error {
+	var errs []error
+	for _, list := range []struct {
+		key  string
+		keys []string
+	}{{"extract::labels", e.Labels}, {"extract::annotations", e.Annotations}} {
+		seen := make(map[string]bool, len(list.keys))
+		for i, k := range list.keys {
+			if problems := validation.IsQualifiedName(k); len(problems) > 0 {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is not a label or annotation key (an optional DNS prefix and a name, such as app.kubernetes.io/name or team): %s",
+					list.key, i, k, strings.Join(problems, "; ")))
+				continue
+			}
+			if seen[k] {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is listed twice", list.key, i, k))
+			}
+			seen[k] = true
+		}
+	}
+	if e.Cache.Size < 1 || e.Cache.Size > maxCacheSize {
+		errs = append(errs, fmt.Errorf("extract::cache::size: must be between 1 and %d objects, got %d", maxCacheSize, e.Cache.Size))
+	}
+	if e.Cache.TTL < time.Second || e.Cache.TTL > maxCacheTTL {
+		errs = append(errs, fmt.Errorf("extract::cache::ttl: must be a duration from 1s to %v, such as 10m, got %v", maxCacheTTL, e.Cache.TTL))
+	}
+	return errs
 }
 
 // validateResume checks storage, checkpoint, checkpoint_interval and

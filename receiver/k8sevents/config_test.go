@@ -48,6 +48,7 @@ func TestConfigValid(t *testing.T) {
 			name: "all_fields",
 			mutate: func(cfg *Config) {
 				cfg.AuthType, cfg.Context, cfg.Interval, cfg.PageSize = AuthTypeKubeConfig, "kind-dev", 10*time.Second, 100
+				cfg.RequestTimeout = 45 * time.Second
 				cfg.StartAt, cfg.ClusterName = StartAtBeginning, "prod-eu-1"
 				cfg.ExcludeNamespaces = []string{"kube-system", "kube-public"}
 			},
@@ -95,6 +96,15 @@ func TestConfigValid(t *testing.T) {
 			name:   "storage",
 			mutate: func(cfg *Config) { cfg.Storage = &storageID },
 		},
+		{
+			name: "extract",
+			mutate: func(cfg *Config) {
+				cfg.Extract.Owners = true
+				cfg.Extract.Labels = []string{"app.kubernetes.io/name", "team"}
+				cfg.Extract.Annotations = []string{"example.com/owner"}
+				cfg.Extract.Cache.Size, cfg.Extract.Cache.TTL = 5000, 30*time.Minute
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +128,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Empty(t, cfg.FieldSelector)
 	assert.Equal(t, time.Minute, cfg.Interval)
 	assert.Equal(t, int64(500), cfg.PageSize)
+	assert.Equal(t, 30*time.Second, cfg.RequestTimeout)
 	assert.Equal(t, StartAtEnd, cfg.StartAt)
 	assert.Nil(t, cfg.Storage)
 	assert.False(t, cfg.Checkpoint.HasValue())
@@ -127,6 +138,9 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 15*time.Second, le.LeaseDuration)
 	assert.Equal(t, 10*time.Second, le.RenewDeadline)
 	assert.Equal(t, 2*time.Second, le.RetryPeriod)
+	assert.False(t, cfg.Extract.enabled(), "nothing is looked up unless configured")
+	assert.Equal(t, 20000, cfg.Extract.Cache.Size)
+	assert.Equal(t, 10*time.Minute, cfg.Extract.Cache.TTL)
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -142,6 +156,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"context_without_kubeconfig", []string{`context: is only used with auth_type kubeConfig`}},
 		{"zero_interval", []string{"interval: must be a positive duration", "got 0s"}},
 		{"negative_interval", []string{"interval: must be a positive duration", "got -5s"}},
+		{"zero_request_timeout", []string{"request_timeout: must be a positive duration such as 30s", "got 0s"}},
+		{"negative_request_timeout", []string{"request_timeout: must be a positive duration such as 30s", "got -1s"}},
 		{"bad_page_size", []string{"page_size: must be between 1 and 10000, got 0"}},
 		{"huge_page_size", []string{"page_size: must be between 1 and 10000, got 100000"}},
 		{"bad_start_at", []string{`start_at: "now" is not supported; use end or beginning`}},
@@ -162,6 +178,16 @@ func TestConfigInvalid(t *testing.T) {
 		{"leader_election_renew_too_long", []string{"leader_election::renew_deadline: must be positive and shorter than lease_duration (15s), got 15s"}},
 		{"leader_election_retry_too_long", []string{"leader_election::retry_period: must be positive and shorter than renew_deadline / 1.2", "got 9s"}},
 		{"leader_election_unknown_key", []string{"has invalid keys: identity"}},
+		{"extract_bad_keys", []string{
+			`extract::labels[1]: "Team Name" is not a label or annotation key`,
+			`extract::labels[2]: "team" is listed twice`,
+			`extract::annotations[0]: "example.com/" is not a label or annotation key`,
+		}},
+		{"extract_bad_cache", []string{
+			"extract::cache::size: must be between 1 and 1000000 objects, got 0",
+			"extract::cache::ttl: must be a duration from 1s to 24h0m0s, such as 10m, got 500ms",
+		}},
+		{"extract_unknown_key", []string{"has invalid keys: metadata"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

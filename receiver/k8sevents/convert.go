@@ -95,7 +95,7 @@ func resourceKeyOf(ev *corev1.Event) resourceKey {
 // field that is missing or malformed is left out of the record. observed is
 // the record's ObservedTimestamp, the time of collection.
 func convertEvents(events []corev1.Event, clusterName string, observed time.Time) plog.Logs {
-	logs, _ := converter{clusterName: clusterName}.convert(events, observed)
+	logs, _ := converter{clusterName: clusterName}.convert(events, observed, nil)
 	return logs
 }
 
@@ -117,10 +117,21 @@ func newConverter(cfg *Config) (converter, error) {
 	return converter{clusterName: cfg.ClusterName, rules: rules, levelText: cfg.SeverityText == SeverityTextLevel}, nil
 }
 
+// keeps reports whether an Event gets a record: no rule drops it.
+func (c converter) keeps(ev *corev1.Event) bool {
+	if len(c.rules) == 0 {
+		return true
+	}
+	j := firstMatch(c.rules, ev)
+	return j < 0 || !c.rules[j].drop
+}
+
 // convert is convertEvents with the rules applied: an Event whose first
-// matching rule drops it has no record. matches counts, for each rule (by
-// its index in c.rules), the Events it decided; it is nil without rules.
-func (c converter) convert(events []corev1.Event, observed time.Time) (logs plog.Logs, matches []int64) {
+// matching rule drops it has no record. found holds what the lookups of the
+// page (extract) found about each involved object, added to its resource;
+// nil when nothing was looked up. matches counts, for each rule (by its
+// index in c.rules), the Events it decided; it is nil without rules.
+func (c converter) convert(events []corev1.Event, observed time.Time, found map[objectRef][]attr) (logs plog.Logs, matches []int64) {
 	logs = plog.NewLogs()
 	if len(c.rules) > 0 {
 		matches = make([]int64, len(c.rules))
@@ -144,6 +155,9 @@ func (c converter) convert(events []corev1.Event, observed time.Time) (logs plog
 		if !ok {
 			rl := logs.ResourceLogs().AppendEmpty()
 			putResource(rl.Resource().Attributes(), key, c.clusterName)
+			if found != nil {
+				putFound(rl.Resource().Attributes(), &ev.InvolvedObject, found)
+			}
 			sl := rl.ScopeLogs().AppendEmpty()
 			sl.Scope().SetName(metadata.ScopeName)
 			records = sl.LogRecords()
@@ -188,6 +202,19 @@ func putResource(attrs pcommon.Map, key resourceKey, clusterName string) {
 	putNonEmpty(attrs, prefix+".uid", key.uid)
 	if prefix == "k8s.pod" {
 		putNonEmpty(attrs, attrContainerName, containerOf(key.fieldPath))
+	}
+}
+
+// putFound adds what the lookups found about the involved object. A label
+// whose value is empty is still added, empty, as the semantic conventions
+// say.
+func putFound(attrs pcommon.Map, obj *corev1.ObjectReference, found map[objectRef][]attr) {
+	ref, ok := involvedRef(obj)
+	if !ok {
+		return
+	}
+	for _, a := range found[ref] {
+		attrs.PutStr(a.key, a.value)
 	}
 }
 

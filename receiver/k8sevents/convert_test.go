@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -586,4 +587,64 @@ func FuzzConvertEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConvertGoldenWithLookups converts captured Events with what lookups
+// (extract) found about their involved objects: a Deployment's ReplicaSet
+// and a Pod of that ReplicaSet, with labels. The objects are the captured
+// ones, given owners and labels in a fakeMeta; the golden file is
+// testdata/golden/lookups.json.
+func TestConvertGoldenWithLookups(t *testing.T) {
+	rs, deploy, pod := loadCaptured(t, "replicaset-successfulcreate"), loadCaptured(t, "deployment-scalingreplicaset"), loadCaptured(t, "kubelet-pod-started")
+	owner := func(o corev1.ObjectReference) objOption {
+		return func(m *metav1.PartialObjectMetadata) {
+			yes := true
+			m.OwnerReferences = []metav1.OwnerReference{{APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, UID: o.UID, Controller: &yes}}
+		}
+	}
+	fm := newFakeMeta()
+	fm.add("deployments", "default", "web", withUID(string(deploy[0].InvolvedObject.UID)), withLabels("app", "web", "team", "shop"))
+	fm.add("replicasets", "default", rs[0].InvolvedObject.Name, withUID(string(rs[0].InvolvedObject.UID)), owner(deploy[0].InvolvedObject),
+		withLabels("app", "web", "pod-template-hash", "6cd794b997"))
+	fm.add("pods", "default", pod[0].InvolvedObject.Name, withUID(string(pod[0].InvolvedObject.UID)), owner(rs[0].InvolvedObject),
+		withLabels("app", "web", "pod-template-hash", "6cd794b997"), withAnnotations("example.com/owner", "alice"))
+	h := newLookupHarness(t, fm, func(cfg *Config) {
+		cfg.Extract.Labels = []string{"app", "team"}
+		cfg.Extract.Annotations = []string{"example.com/owner"}
+	})
+	events := slices.Concat(deploy, rs, pod)
+	found := h.r.resolve(t.Context(), events)
+	ld, _ := converter{clusterName: goldenClusterName}.convert(events, goldenObserved, found)
+
+	byKind := map[string]pcommon.Map{}
+	for _, c := range convertedRecords(ld) {
+		byKind[strAttr(c.resource, attrObjectKind)] = c.resource
+	}
+	assert.Equal(t, map[string]any{
+		attrClusterName: goldenClusterName, attrNamespaceName: "default",
+		attrObjectKind: "Pod", attrObjectName: "started", attrObjectUID: string(pod[0].InvolvedObject.UID),
+		attrObjectAPIVersion: "v1", attrObjectFieldPath: "spec.containers{main}", attrObjectResourceVersion: "248",
+		attrNodeName: "node-1", "k8s.pod.name": "started", "k8s.pod.uid": string(pod[0].InvolvedObject.UID), attrContainerName: "main",
+		"k8s.replicaset.name": rs[0].InvolvedObject.Name, "k8s.replicaset.uid": string(rs[0].InvolvedObject.UID),
+		"k8s.deployment.name": "web", "k8s.deployment.uid": string(deploy[0].InvolvedObject.UID),
+		"k8s.pod.label.app": "web", "k8s.pod.annotation.example.com/owner": "alice",
+		"k8s.deployment.label.app": "web", "k8s.deployment.label.team": "shop",
+	}, byKind["Pod"].AsRaw())
+	assert.Equal(t, "web", strAttr(byKind["ReplicaSet"], "k8s.deployment.name"))
+	assert.Equal(t, "shop", strAttr(byKind["ReplicaSet"], "k8s.deployment.label.team"))
+	assert.Equal(t, "web", strAttr(byKind["ReplicaSet"], "k8s.replicaset.label.app"), "the involved object's own labels")
+	assert.Equal(t, "shop", strAttr(byKind["Deployment"], "k8s.deployment.label.team"))
+	assert.Equal(t, 3, ld.ResourceLogs().Len(), "still one resource per involved object")
+
+	got, err := json.MarshalIndent(goldenOf(ld), "", "  ")
+	require.NoError(t, err)
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "golden", "lookups.json")
+	if *update {
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run `go test ./receiver/k8sevents -run TestConvertGoldenWithLookups -update` to create it")
+	assert.Equal(t, string(want), string(got))
 }

@@ -2,6 +2,8 @@ package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8s
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +36,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type failureLog struct {
 	logger                            *zap.Logger
 	failedMsg, stillMsg, recoveredMsg string
+	// noAnswerMsg is logged in place of failedMsg when the failure is a
+	// request that got no answer (errNoAnswer), with %v for its deadline:
+	// "... no answer from the API server in 30s; ...".
+	noAnswerMsg string
 	// countKey is the log field that counts the failures.
 	countKey string
 	failures int
@@ -48,7 +54,12 @@ func (f *failureLog) fail(err error, retry time.Duration, fields ...zap.Field) {
 	}
 	fields = append(fields, zap.Error(err), zap.Int(f.countKey, f.failures))
 	if msg := err.Error(); msg != f.lastErr {
-		f.logger.Warn(f.failedMsg, append(fields, zap.Duration("retry_in", retry))...)
+		logMsg := f.failedMsg
+		if na := (errNoAnswer{}); f.noAnswerMsg != "" && errors.As(err, &na) {
+			logMsg = fmt.Sprintf(f.noAnswerMsg, na.within)
+			fields = append(fields, zap.String("verb", na.verb), zap.Duration("request_timeout", na.within))
+		}
+		f.logger.Warn(logMsg, append(fields, zap.Duration("retry_in", retry))...)
 		f.lastErr = msg
 		return
 	}

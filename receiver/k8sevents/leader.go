@@ -50,11 +50,13 @@ func (r *eventsReceiver) electionConfig(client kubernetes.Interface, cfg *Leader
 		failures: failureLog{
 			logger:       r.settings.Logger,
 			failedMsg:    "Leader election cannot use its Lease; retrying",
+			noAnswerMsg:  "Leader election: no answer from the API server about its Lease in %v; retrying",
 			stillMsg:     "Leader election still cannot use its Lease",
 			recoveredMsg: "Leader election can use its Lease again",
 			countKey:     "failed_lease_requests",
 		},
-		retry: cfg.RetryPeriod,
+		retry:    cfg.RetryPeriod,
+		deadline: r.deadline(),
 	}
 	lec := leaderelection.LeaderElectionConfig{
 		Lock:          lock,
@@ -176,10 +178,17 @@ func leaseName(cfg *Config) string {
 
 // leaseLock is client-go's LeaseLock, with its failures logged the way the
 // receiver logs its own, and a 403 naming the RBAC rule it lacks.
+//
+// Its client bounds each request by request_timeout. client-go bounds a
+// leader's renewals by renew_deadline, but a follower tries to acquire the
+// Lease with the elector's own context, which has no deadline: without
+// request_timeout, a follower whose connection went silent would wait on it
+// for good and never take over.
 type leaseLock struct {
 	resourcelock.Interface
 	namespace, name string
 	retry           time.Duration
+	deadline        requestDeadline
 
 	mu       sync.Mutex
 	failures failureLog
@@ -187,27 +196,28 @@ type leaseLock struct {
 
 func (l *leaseLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	rec, raw, err := l.Interface.Get(ctx)
-	l.observe("get", err)
+	l.observe(ctx, "get", err)
 	return rec, raw, err
 }
 
 func (l *leaseLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	err := l.Interface.Create(ctx, ler)
-	l.observe("create", err)
+	l.observe(ctx, "create", err)
 	return err
 }
 
 func (l *leaseLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
 	err := l.Interface.Update(ctx, ler)
-	l.observe("update", err)
+	l.observe(ctx, "update", err)
 	return err
 }
 
 // observe logs a failed request. A missing Lease (created next) and a lost
 // race with another replica are part of the election, not failures.
-func (l *leaseLock) observe(verb string, err error) {
+func (l *leaseLock) observe(ctx context.Context, verb string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	op := fmt.Sprintf("%s Lease %q in namespace %q", verb, l.name, l.namespace)
 	switch {
 	case err == nil:
 		l.failures.ok()
@@ -217,7 +227,7 @@ func (l *leaseLock) observe(verb string, err error) {
 		l.failures.fail(fmt.Errorf("%s Lease %q in namespace %q: %w; RBAC: grant verb %q on resource \"leases\" (apiGroups [\"coordination.k8s.io\"]) in namespace %q (Role%s); leader election needs get, create and update",
 			verb, l.name, l.namespace, err, verb, l.namespace, resourceNamesHint(verb, l.name)), l.retry)
 	default:
-		l.failures.fail(fmt.Errorf("%s Lease %q in namespace %q: %w", verb, l.name, l.namespace, err), l.retry)
+		l.failures.fail(l.deadline.check(ctx, op, verb, fmt.Errorf("%s: %w", op, err)), l.retry)
 	}
 }
 

@@ -48,7 +48,7 @@ func emittedAttributes(t *testing.T) map[string]map[string]bool {
 	require.NoError(t, err)
 	out := map[string]map[string]bool{migratedoc.OnResource: {}, migratedoc.OnRecord: {}}
 	for _, c := range []converter{conv, {clusterName: goldenClusterName}} {
-		logs, _ := c.convert(events, goldenObserved)
+		logs, _ := c.convert(events, goldenObserved, nil)
 		require.Equal(t, len(events), logs.LogRecordCount())
 		for _, rl := range logs.ResourceLogs().All() {
 			for k := range rl.Resource().Attributes().All() {

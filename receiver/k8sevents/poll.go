@@ -21,6 +21,7 @@ func (r *eventsReceiver) poll(ctx, delivering context.Context) {
 	polls := failureLog{
 		logger:       r.settings.Logger,
 		failedMsg:    "Polling Kubernetes events failed; keeping the position and retrying",
+		noAnswerMsg:  "Polling Kubernetes events: no answer from the API server in %v; keeping the position and retrying",
 		stillMsg:     "Polling Kubernetes events still fails",
 		recoveredMsg: "Polling Kubernetes events works again",
 		countKey:     "failed_polls",
@@ -60,16 +61,25 @@ func (r *eventsReceiver) poll(ctx, delivering context.Context) {
 
 // pollOnce syncs every scope. A scope that fails does not stop the others.
 // ctx governs the lists; delivering, the pages handed to the next consumer.
+// Each scope's state is listing while its list runs, then idle until the
+// next poll; or retrying from a failed list until a list succeeds.
 func (r *eventsReceiver) pollOnce(ctx, delivering context.Context, l *lister) error {
 	var errs []error
 	var marked []string
 	for _, s := range r.scopes {
+		r.tel.recordListing(ctx, s)
 		rev, err := r.pollScope(ctx, delivering, l, s)
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			r.tel.recordState(ctx, s, stateRetrying)
 			errs = append(errs, r.classify(ctx, s, "list", err))
-		} else if rev != 0 {
+			continue
+		case rev != 0:
 			marked = append(marked, fmt.Sprintf("%s@%d", s.id(), rev))
 		}
+		r.tel.recordState(ctx, s, stateIdle)
 	}
 	r.logMarked(marked)
 	return errors.Join(errs...)

@@ -47,9 +47,17 @@ type eventsReceiver struct {
 	scopes   []scope
 	// identity names this replica in the Lease.
 	identity string
-	// newClient builds the API client in Start; tests replace it.
-	newClient func() (kubernetes.Interface, error)
-	client    kubernetes.Interface
+	// newClients builds the API clients in Start; tests replace it.
+	newClients func() (clients, error)
+	// client makes every request to the API server but the watch streams,
+	// each bounded by request_timeout; watches makes the watch streams.
+	// redial makes the next request close the idle connections (see clients).
+	client  kubernetes.Interface
+	watches kubernetes.Interface
+	redial  func()
+	// lookup finds the owners and labels of involved objects; nil when
+	// extract asks for nothing.
+	lookup *resolver
 	// conv converts pages with cluster_name, rules and severity_text.
 	conv converter
 	// now is the clock for ObservedTimestamp; tests replace it.
@@ -99,16 +107,16 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 		return nil, fmt.Errorf("compile rules: %w", err)
 	}
 	return &eventsReceiver{
-		cfg:       cfg,
-		settings:  set,
-		next:      next,
-		obs:       obs,
-		tel:       tel,
-		scopes:    scopesOf(cfg),
-		identity:  newIdentity(),
-		newClient: func() (kubernetes.Interface, error) { return newClient(cfg, userAgent(set)) },
-		now:       time.Now,
-		conv:      conv,
+		cfg:        cfg,
+		settings:   set,
+		next:       next,
+		obs:        obs,
+		tel:        tel,
+		scopes:     scopesOf(cfg),
+		identity:   newIdentity(),
+		newClients: func() (clients, error) { return newClients(cfg, userAgent(set)) },
+		now:        time.Now,
+		conv:       conv,
 
 		deliveryGrace: deliveryGrace,
 		watch:         defaultWatchTimings,
@@ -120,11 +128,19 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*event
 // server: an unreachable server is retried by the collection loop, which
 // also reads the resume point before it lists or watches.
 func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
-	client, err := r.newClient()
+	cs, err := r.newClients()
 	if err != nil {
 		return err
 	}
-	r.client = client
+	client := cs.requests
+	r.client, r.watches, r.redial = cs.requests, cs.watches, cs.redial
+	if r.redial == nil {
+		r.redial = func() {}
+	}
+	if r.cfg.Extract.enabled() {
+		r.lookup = newResolver(cs.metadata, r.cfg, r.conv.keeps, r.tel, r.settings.Logger)
+		r.lookup.expired = r.deadline().expired
+	}
 	var elect *leaderelection.LeaderElectionConfig
 	if le := r.cfg.LeaderElection.Get(); le != nil {
 		if elect, err = r.electionConfig(client, le); err != nil {
@@ -143,7 +159,7 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 				zap.Stringer("storage", r.cfg.Storage))
 		}
 	case checkpoint != nil:
-		r.store = &configMapStore{client: client, namespace: checkpoint.Namespace, name: checkpoint.Name}
+		r.store = &configMapStore{client: client, namespace: checkpoint.Namespace, name: checkpoint.Name, deadline: r.deadline()}
 	}
 	if r.store != nil {
 		r.ckpt = newCheckpointer(r.store, r.cfg, r.scopes, r.settings.Logger, r.tel)
@@ -206,6 +222,9 @@ func (r *eventsReceiver) Shutdown(ctx context.Context) error {
 		grace.Stop()
 		r.cancelDelivering()
 	}
+	if r.lookup != nil {
+		r.lookup.stop()
+	}
 	if r.store == nil {
 		return nil
 	}
@@ -241,6 +260,7 @@ func (r *eventsReceiver) resume(ctx context.Context) bool {
 	loads := failureLog{
 		logger:       r.settings.Logger,
 		failedMsg:    "Reading the checkpoint failed; retrying before the first list",
+		noAnswerMsg:  "Reading the checkpoint: no answer from the API server in %v; retrying before the first list",
 		stillMsg:     "Reading the checkpoint still fails",
 		recoveredMsg: "Reading the checkpoint works again",
 		countKey:     "failed_reads",
@@ -315,8 +335,12 @@ func (r *eventsReceiver) logMarked(marked []string) {
 // permanent error means the data can never be accepted: it is dropped, and
 // logged, so that one bad batch cannot stop collection for good.
 func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) error {
+	var found map[objectRef][]attr
+	if r.lookup != nil {
+		found = r.lookup.resolve(ctx, events)
+	}
 	handoff := time.Now()
-	logs, matches := r.conv.convert(events, r.now())
+	logs, matches := r.conv.convert(events, r.now(), found)
 	r.tel.recordDelays(ctx, events, handoff)
 	r.tel.recordRules(ctx, r.conv.rules, matches)
 	obsCtx := r.obs.StartLogsOp(ctx)
@@ -331,13 +355,16 @@ func (r *eventsReceiver) deliver(ctx context.Context, events []corev1.Event) err
 }
 
 // classify counts an error of a list or watch (verb) and, for a 403, names
-// the RBAC rule that is missing; for a 400 about the field selector, the key.
+// the RBAC rule that is missing; for a 400 about the field selector, the key;
+// for a request that got no answer in time, the deadline (see deadline.go).
 func (r *eventsReceiver) classify(ctx context.Context, s scope, verb string, err error) error {
 	var de errDeliver
 	switch {
 	case errors.As(err, &de):
 		r.tel.recordError(ctx, "consume")
 		return err
+	case noAnswer(ctx, err):
+		return r.deadline().check(ctx, verb+" "+s.describe(), verb, err)
 	case apierrors.IsForbidden(err):
 		r.tel.recordError(ctx, "forbidden")
 		where := "cluster-wide (ClusterRole)"

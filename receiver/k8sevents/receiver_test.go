@@ -24,7 +24,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/k8sevents/otelcol-k8sevents/receiver/k8sevents/internal/metadata"
@@ -70,7 +69,7 @@ func newHarnessOn(t *testing.T, api *fakeAPI, cs *fake.Clientset, mutate func(*C
 	sink := &recordSink{}
 	rcv, err := newReceiver(set, cfg, sink)
 	require.NoError(t, err)
-	rcv.newClient = func() (kubernetes.Interface, error) { return cs, nil }
+	rcv.newClients = func() (clients, error) { return clients{requests: cs, watches: cs}, nil }
 	return &harness{api: api, cs: cs, sink: sink, logs: logs, tel: tel, rcv: rcv}
 }
 

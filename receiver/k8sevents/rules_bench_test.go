@@ -27,7 +27,7 @@ func BenchmarkConvertEventsSeedRules(b *testing.B) {
 	page := benchPage(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		c.convert(page, goldenObserved)
+		c.convert(page, goldenObserved, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(page)), "ns/event")
 }

@@ -96,7 +96,7 @@ type outcome struct {
 
 func outcomeOf(t *testing.T, c converter, ev corev1.Event) outcome {
 	t.Helper()
-	ld, _ := c.convert([]corev1.Event{ev}, goldenObserved)
+	ld, _ := c.convert([]corev1.Event{ev}, goldenObserved, nil)
 	if ld.LogRecordCount() == 0 {
 		assert.Equal(t, 0, ld.ResourceLogs().Len(), "a dropped Event leaves no empty resource")
 		return outcome{dropped: true}
@@ -202,7 +202,7 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 		ruleEvent("Warning", "BackOff", "Pod", "a", "shop", "2"),
 		ruleEvent("Normal", "Pulled", "Pod", "b", "shop", "3"),
 	}
-	ld, matches := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved)
+	ld, matches := converter{clusterName: "c", rules: rules}.convert(events, goldenObserved, nil)
 	assert.Equal(t, []int64{2}, matches, "the rule decided both Normal Events")
 	require.Equal(t, 1, ld.ResourceLogs().Len(), "no resource for b, whose only Event was dropped")
 	assert.Equal(t, 1, ld.LogRecordCount())
@@ -214,7 +214,7 @@ func TestRulesKeepOtherRecordsAndResources(t *testing.T) {
 	// Without rules the conversion is the golden one.
 	for _, name := range capturedCases {
 		events := loadCaptured(t, name)
-		ld, matches := converter{clusterName: goldenClusterName}.convert(events, goldenObserved)
+		ld, matches := converter{clusterName: goldenClusterName}.convert(events, goldenObserved, nil)
 		assert.Equal(t, goldenOf(convertEvents(events, goldenClusterName, goldenObserved)), goldenOf(ld), name)
 		assert.Nil(t, matches, name)
 	}
@@ -324,7 +324,7 @@ func TestRuleMatchesPerPage(t *testing.T) {
 		ruleEvent("Warning", "BackOff", "Pod", "b", "shop", "3"),
 		ruleEvent("Warning", "Unhealthy", "Pod", "b", "shop", "4"),
 	}
-	ld, matches := converter{rules: rules}.convert(events, goldenObserved)
+	ld, matches := converter{rules: rules}.convert(events, goldenObserved, nil)
 	assert.Equal(t, []int64{1, 2, 1}, matches, "the first rule that matches counts, the later ones do not")
 	assert.Equal(t, 3, ld.LogRecordCount())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -27,23 +28,35 @@ type telemetry struct {
 	delay        metric.Float64Histogram
 	restarts     metric.Int64Counter
 	scopeState   metric.Int64Gauge
+	lookups      metric.Int64Counter
+	cacheHits    metric.Int64Counter
+	lookupLate   metric.Int64Counter
+	cacheSize    metric.Int64Gauge
 	ruleMatches  metric.Int64Counter
 	ruleDrops    metric.Int64Counter
 	attrs        metric.MeasurementOption
+
+	statesMu sync.Mutex
+	// states is the state last recorded for each scope.
+	states map[string]string
 }
 
 // delayBuckets are the bounds of the delay histogram, in seconds: from a
 // watch's fraction of a second to a poll's minutes and a backlog's hour.
 var delayBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600}
 
-// Scope states of watch mode, the values of the scope_state gauge's state.
+// Scope states, the values of the scope_state gauge's state: listing (a
+// list runs), streaming (watch mode: a watch is open), idle (poll mode: the
+// last poll succeeded and the next one is due) and retrying (the last list or
+// watch failed, or got no answer, and is tried again after a back-off).
 const (
 	stateListing   = "listing"
 	stateStreaming = "streaming"
+	stateIdle      = "idle"
 	stateRetrying  = "retrying"
 )
 
-var scopeStates = []string{stateListing, stateStreaming, stateRetrying}
+var scopeStates = []string{stateListing, stateStreaming, stateIdle, stateRetrying}
 
 var (
 	outcomeSuccess = attribute.String("outcome", "success")
@@ -52,7 +65,7 @@ var (
 
 func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry, error) {
 	meter := set.MeterProvider.Meter(metadata.ScopeName)
-	t := &telemetry{attrs: metric.WithAttributes(attribute.String("receiver", id.String()))}
+	t := &telemetry{attrs: metric.WithAttributes(attribute.String("receiver", id.String())), states: make(map[string]string)}
 	var err, errs error
 	t.polls, err = meter.Int64Counter("otelcol_receiver_k8sevents_polls",
 		metric.WithDescription("Polls of the Kubernetes API, by outcome."), metric.WithUnit("{poll}"))
@@ -64,7 +77,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("Pages of Events read from the Kubernetes API."), metric.WithUnit("{page}"))
 	errs = errors.Join(errs, err)
 	t.errors, err = meter.Int64Counter("otelcol_receiver_k8sevents_errors",
-		metric.WithDescription("Failed list and watch requests and deliveries, by kind (list, watch, forbidden, consume)."), metric.WithUnit("{error}"))
+		metric.WithDescription("Failed list and watch requests and deliveries, by kind (list, watch, forbidden, consume), and requests of any kind that got no answer within request_timeout (timeout)."), metric.WithUnit("{error}"))
 	errs = errors.Join(errs, err)
 	t.relists, err = meter.Int64Counter("otelcol_receiver_k8sevents_relists",
 		metric.WithDescription("Lists restarted because their continue token expired (410 Gone)."), metric.WithUnit("{relist}"))
@@ -83,7 +96,19 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("Watches started again, by cause (timeout, gone, error, stall, refused); watch mode only."), metric.WithUnit("{restart}"))
 	errs = errors.Join(errs, err)
 	t.scopeState, err = meter.Int64Gauge("otelcol_receiver_k8sevents_scope_state",
-		metric.WithDescription("1 for the state each scope is in (listing, streaming, retrying), 0 for the others; watch mode only."), metric.WithUnit("1"))
+		metric.WithDescription("1 for the state each scope is in (listing, streaming, idle, retrying), 0 for the others."), metric.WithUnit("1"))
+	errs = errors.Join(errs, err)
+	t.lookups, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookups",
+		metric.WithDescription("Involved objects and owners looked up with the API server (extract), one GET each (two when a 404 or another UID from the watch cache is confirmed with etcd), by resource and outcome (found, not_found, forbidden, error)."), metric.WithUnit("{lookup}"))
+	errs = errors.Join(errs, err)
+	t.cacheHits, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookup_cache_hits",
+		metric.WithDescription("Lookups of involved objects and their owners answered without a request of their own: from the cache, or by the request already in flight for the object; by resource."), metric.WithUnit("{lookup}"))
+	errs = errors.Join(errs, err)
+	t.lookupLate, err = meter.Int64Counter("otelcol_receiver_k8sevents_lookup_timeouts",
+		metric.WithDescription("Involved objects whose lookups were not answered before their page's deadline: their records went out without what the lookups would add."), metric.WithUnit("{object}"))
+	errs = errors.Join(errs, err)
+	t.cacheSize, err = meter.Int64Gauge("otelcol_receiver_k8sevents_lookup_cache_size",
+		metric.WithDescription("Objects in the lookup cache (at most extract::cache::size)."), metric.WithUnit("{object}"))
 	errs = errors.Join(errs, err)
 	t.ruleMatches, err = meter.Int64Counter("otelcol_receiver_k8sevents_rule_matches",
 		metric.WithDescription("Events that a rule decided (the first rule that matched), dropped ones included, by rule."), metric.WithUnit("{event}"))
@@ -95,7 +120,7 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 }
 
 // Error kinds, the values of the errors counter's kind.
-var errorKinds = []string{"list", "watch", "forbidden", "consume"}
+var errorKinds = []string{"list", "watch", "forbidden", "consume", kindTimeout}
 
 // watchCauses are the causes of watch restarts, the values of the
 // watch_restarts counter's cause.
@@ -120,6 +145,23 @@ func (t *telemetry) zero(ctx context.Context, mode Mode) {
 		t.errors.Add(ctx, 0, t.attrs, metric.WithAttributes(attribute.String("kind", kind)))
 	}
 	t.relists.Add(ctx, 0, t.attrs)
+}
+
+func (t *telemetry) recordLookup(ctx context.Context, resource, outcome string) {
+	t.lookups.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("resource", resource), attribute.String("outcome", outcome)))
+}
+
+func (t *telemetry) recordCacheHit(ctx context.Context, resource string) {
+	t.cacheHits.Add(ctx, 1, t.attrs, metric.WithAttributes(attribute.String("resource", resource)))
+}
+
+// recordLookupPage records, after a page's lookups, how many objects were
+// not answered in time and how many the cache holds.
+func (t *telemetry) recordLookupPage(ctx context.Context, late int64, cached int) {
+	if late > 0 {
+		t.lookupLate.Add(ctx, late, t.attrs)
+	}
+	t.cacheSize.Record(ctx, int64(cached), t.attrs)
 }
 
 func (t *telemetry) recordPoll(ctx context.Context, started time.Time, err error) {
@@ -182,11 +224,26 @@ func (t *telemetry) recordRestart(ctx context.Context, cause string) {
 
 // recordState records that a scope is now in state.
 func (t *telemetry) recordState(ctx context.Context, s scope, state string) {
+	t.statesMu.Lock()
+	t.states[s.id()] = state
+	t.statesMu.Unlock()
 	for _, st := range scopeStates {
 		var v int64
 		if st == state {
 			v = 1
 		}
 		t.scopeState.Record(ctx, v, t.attrs, metric.WithAttributes(attribute.String("scope", s.id()), attribute.String("state", st)))
+	}
+}
+
+// recordListing records that a list of the scope starts, unless the scope
+// is retrying: it stays so until a list or watch succeeds, so that the
+// gauge shows why Events stopped for as long as they do.
+func (t *telemetry) recordListing(ctx context.Context, s scope) {
+	t.statesMu.Lock()
+	retrying := t.states[s.id()] == stateRetrying
+	t.statesMu.Unlock()
+	if !retrying {
+		t.recordState(ctx, s, stateListing)
 	}
 }

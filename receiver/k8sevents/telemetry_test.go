@@ -18,13 +18,13 @@ func TestFailureCountersStartAtZero(t *testing.T) {
 		want map[string][]string // metric -> attribute values with a series
 	}{
 		{ModePoll, map[string][]string{
-			"otelcol_receiver_k8sevents_errors":         {"consume", "forbidden", "list"},
+			"otelcol_receiver_k8sevents_errors":         {"consume", "forbidden", "list", "timeout"},
 			"otelcol_receiver_k8sevents_polls":          {"failure"},
 			"otelcol_receiver_k8sevents_relists":        {""},
 			"otelcol_receiver_k8sevents_watch_restarts": nil,
 		}},
 		{ModeWatch, map[string][]string{
-			"otelcol_receiver_k8sevents_errors":         {"consume", "forbidden", "list", "watch"},
+			"otelcol_receiver_k8sevents_errors":         {"consume", "forbidden", "list", "timeout", "watch"},
 			"otelcol_receiver_k8sevents_polls":          nil,
 			"otelcol_receiver_k8sevents_relists":        {""},
 			"otelcol_receiver_k8sevents_watch_restarts": {"error", "gone", "refused", "stall", "timeout"},

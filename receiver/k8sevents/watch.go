@@ -45,13 +45,20 @@ type watchTimings struct {
 	// stays the same from one retry to the next, and is logged once.)
 	timeout time.Duration
 	// stallAfter is how long a watch may bring neither an Event nor a
-	// bookmark before it is replaced. The API server sends a bookmark about
-	// every minute, so a silent watch is a broken one (a connection dropped
-	// without a reset, a proxy that stopped forwarding).
+	// bookmark before it is replaced: a silent watch is a broken one (a
+	// connection dropped without a reset, a proxy that stopped forwarding).
+	//
+	// kube-apiserver's watch cache (k8s.io/apiserver v0.37.2,
+	// pkg/storage/cacher) sends each watch that asks for bookmarks one every
+	// defaultBookmarkFrequency (1 minute), scheduled in buckets of a second
+	// and dispatched by a timer of 1 to 1.25 s, and one 2 s before the
+	// watch's own deadline. So a healthy watch is never silent for more
+	// than about 62 s; 90 s leaves half a period for a loaded server, and
+	// a false stall costs one watch request from the cursor.
 	stallAfter time.Duration
 }
 
-var defaultWatchTimings = watchTimings{timeout: 5 * time.Minute, stallAfter: 3 * time.Minute}
+var defaultWatchTimings = watchTimings{timeout: 5 * time.Minute, stallAfter: 90 * time.Second}
 
 // watchScopes runs a streamer per scope and, in this goroutine, writes the
 // resume point as the streamers move their cursors. It returns when ctx
@@ -75,10 +82,15 @@ func (r *eventsReceiver) watchScopes(ctx, delivering context.Context) {
 		if _, ok := r.positions[s.id()]; ok || r.cfg.StartAt != StartAtEnd {
 			continue
 		}
-		if cur, err := r.markEnd(ctx, l, s); err == nil {
-			r.positions[s.id()] = cur
-			marked = append(marked, fmt.Sprintf("%s@%d", s.id(), cur.Mark))
+		cur, err := r.markEnd(ctx, l, s)
+		if err != nil {
+			if noAnswer(ctx, err) {
+				r.redial() // the streamer's retry must not wait on a dead connection
+			}
+			continue
 		}
+		r.positions[s.id()] = cur
+		marked = append(marked, fmt.Sprintf("%s@%d", s.id(), cur.Mark))
 	}
 	r.logMarked(marked)
 	r.checkpoint(ctx)
@@ -92,6 +104,7 @@ func (r *eventsReceiver) watchScopes(ctx, delivering context.Context) {
 			failures: failureLog{
 				logger:       r.settings.Logger,
 				failedMsg:    "Watching Kubernetes events failed; keeping the position and retrying",
+				noAnswerMsg:  "Watching Kubernetes events: no answer from the API server in %v; keeping the position and retrying",
 				stillMsg:     "Watching Kubernetes events still fails",
 				recoveredMsg: "Watching Kubernetes events works again",
 				countKey:     "failures",
@@ -142,7 +155,7 @@ func (st *streamer) run(ctx context.Context) {
 	list := st.cur == nil || st.cur.Mark == 0
 	for ctx.Err() == nil {
 		if st.cur == nil && r.cfg.StartAt == StartAtEnd {
-			r.tel.recordState(ctx, st.s, stateListing)
+			r.tel.recordListing(ctx, st.s)
 			cur, err := r.markEnd(ctx, st.l, st.s)
 			if err != nil {
 				st.retry(ctx, r.classify(ctx, st.s, "list", err))
@@ -156,7 +169,7 @@ func (st *streamer) run(ctx context.Context) {
 			st.cur = &cursor{} // start_at beginning: the list emits every stored Event
 		}
 		if list {
-			r.tel.recordState(ctx, st.s, stateListing)
+			r.tel.recordListing(ctx, st.s)
 			err := st.l.sync(ctx, st.s, st.cur, st.deliver)
 			if ctx.Err() != nil {
 				return
@@ -168,8 +181,7 @@ func (st *streamer) run(ctx context.Context) {
 			st.progress()
 			list = false
 		}
-		r.tel.recordState(ctx, st.s, stateStreaming)
-		cause, err := st.watch(ctx)
+		cause, silent, err := st.watch(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -184,8 +196,12 @@ func (st *streamer) run(ctx context.Context) {
 			}
 			r.settings.Logger.Info(msg, zap.String("scope", st.s.id()), zap.Uint64("cursor_revision", st.cur.Mark), zap.Error(err))
 		case causeStall:
+			// Another connection of the pool may be as dead as the watch's:
+			// the next watch dials a new one.
+			r.redial()
 			r.settings.Logger.Warn("No Event and no bookmark from the watch; it is stalled, watching again from the cursor",
-				zap.String("scope", st.s.id()), zap.Duration("silent_for", r.watch.stallAfter))
+				zap.String("scope", st.s.id()), zap.Duration("silent_for", silent.Round(time.Second)),
+				zap.Duration("stall_after", r.watch.stallAfter), zap.Uint64("cursor_revision", st.cur.Mark))
 		default:
 			st.retry(ctx, r.classify(ctx, st.s, "watch", err))
 		}
@@ -212,26 +228,41 @@ func (st *streamer) progress() {
 }
 
 // watch streams the scope's changes from the cursor until the watch ends,
-// and says why it ended.
-func (st *streamer) watch(ctx context.Context) (cause string, err error) {
+// and says why it ended; after a stall, also for how long the watch had
+// been silent.
+func (st *streamer) watch(ctx context.Context) (cause string, silent time.Duration, err error) {
 	r := st.r
 	seconds := st.watchSeconds
 	timeout := time.Duration(seconds) * time.Second
 	from := st.cur.Mark
 	started := time.Now()
-	w, err := st.l.client.CoreV1().Events(st.s.namespace).Watch(ctx, metav1.ListOptions{
+	// The answer to the watch request (its headers) must come within
+	// request_timeout, as for any request; the stream that follows has the
+	// stall timer instead.
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	unanswered := time.AfterFunc(r.cfg.RequestTimeout, stop)
+	w, err := r.watches.CoreV1().Events(st.s.namespace).Watch(wctx, metav1.ListOptions{
 		FieldSelector:       st.s.fieldSelector,
 		ResourceVersion:     strconv.FormatUint(from, 10),
 		AllowWatchBookmarks: true,
 		TimeoutSeconds:      &seconds,
 	})
+	if !unanswered.Stop() && ctx.Err() == nil {
+		if err == nil {
+			w.Stop()
+		}
+		return causeError, 0, fmt.Errorf("watch %s from revision %d: %w", st.s.describe(), from, context.DeadlineExceeded)
+	}
 	if err != nil {
 		if needsList(err) {
-			return causeGone, err
+			return causeGone, 0, err
 		}
-		return causeError, fmt.Errorf("watch %s from revision %d: %w", st.s.describe(), from, err)
+		return causeError, 0, fmt.Errorf("watch %s from revision %d: %w", st.s.describe(), from, err)
 	}
 	defer w.Stop()
+	r.tel.recordState(ctx, st.s, stateStreaming)
+	heard := time.Now() // the last Event or bookmark, or the answer
 
 	stall := time.NewTimer(r.watch.stallAfter)
 	defer stall.Stop()
@@ -245,42 +276,44 @@ func (st *streamer) watch(ctx context.Context) (cause string, err error) {
 		due.Stop()
 		err := st.flush(ctx, upTo)
 		// A slow consumer is not a silent watch: count from now.
+		heard = time.Now()
 		stall.Reset(r.watch.stallAfter)
 		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", 0, ctx.Err()
 		case <-stall.C:
 			if err := flush(); err != nil {
-				return causeRefused, err
+				return causeRefused, 0, err
 			}
-			return causeStall, nil
+			return causeStall, time.Since(heard), nil
 		case <-due.C:
 			if err := flush(); err != nil {
-				return causeRefused, err
+				return causeRefused, 0, err
 			}
 			continue
 		case ev, ok := <-w.ResultChan():
 			if !ok {
 				if ctx.Err() != nil {
-					return "", ctx.Err()
+					return "", 0, ctx.Err()
 				}
 				if err := flush(); err != nil {
-					return causeRefused, err
+					return causeRefused, 0, err
 				}
 				if lasted := time.Since(started); lasted < timeout*9/10 {
-					return causeError, fmt.Errorf("watch %s: the API server ended it after %v, before its timeout of %v", st.s.describe(), lasted.Round(time.Millisecond), timeout)
+					return causeError, 0, fmt.Errorf("watch %s: the API server ended it after %v, before its timeout of %v", st.s.describe(), lasted.Round(time.Millisecond), timeout)
 				}
-				return causeTimeout, nil
+				return causeTimeout, 0, nil
 			}
+			heard = time.Now()
 			stall.Reset(r.watch.stallAfter)
 			switch ev.Type {
 			case watch.Added, watch.Modified:
 				event, ok := ev.Object.(*corev1.Event)
 				if !ok {
-					return causeError, fmt.Errorf("watch %s: a %s change holds a %T, not an Event", st.s.describe(), ev.Type, ev.Object)
+					return causeError, 0, fmt.Errorf("watch %s: a %s change holds a %T, not an Event", st.s.describe(), ev.Type, ev.Object)
 				}
 				rev, ok := parseRevision(event.ResourceVersion)
 				// An Event whose revision is not a number cannot be placed:
@@ -300,23 +333,23 @@ func (st *streamer) watch(ctx context.Context) (cause string, err error) {
 				}
 				if ev.Type == watch.Bookmark {
 					if err := flush(); err != nil {
-						return causeRefused, err
+						return causeRefused, 0, err
 					}
 					continue
 				}
 			case watch.Error:
 				err := apierrors.FromObject(ev.Object)
 				if ferr := flush(); ferr != nil {
-					return causeRefused, ferr
+					return causeRefused, 0, ferr
 				}
 				if needsList(err) {
-					return causeGone, err
+					return causeGone, 0, err
 				}
-				return causeError, fmt.Errorf("watch %s: %w", st.s.describe(), err)
+				return causeError, 0, fmt.Errorf("watch %s: %w", st.s.describe(), err)
 			}
 			if int64(len(st.batch)) >= r.cfg.PageSize {
 				if err := flush(); err != nil {
-					return causeRefused, err
+					return causeRefused, 0, err
 				}
 			} else if !gathering && upTo > st.cur.Mark {
 				gathering = true

@@ -44,6 +44,9 @@ type bench struct {
 	cp        *kubetest.ControlPlane
 	client    kubernetes.Interface // without client-side rate limits
 	storeTime time.Duration
+	// pods are the Pods the Events are about (-pods); none: each Event is
+	// about a Pod of its own that does not exist.
+	pods []corev1.ObjectReference
 }
 
 func newBench(ctx context.Context, logger *log.Logger, s settings, work string) (*bench, error) {
@@ -71,14 +74,17 @@ func (b *bench) apiServerCPU() (time.Duration, error) {
 	return cpuTime(pid)
 }
 
-// storeEvents creates the namespace and the stored Events.
+// storeEvents creates the namespace, the Pods (-pods) and the stored Events.
 func (b *bench) storeEvents(ctx context.Context) error {
 	_, err := b.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNamespace}}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create namespace %s: %w", benchNamespace, err)
 	}
+	if err = b.createPods(ctx); err != nil {
+		return err
+	}
 	b.logger.Printf("creating %d stored Events in namespace %s with %d parallel clients", b.s.stored, benchNamespace, b.s.workers)
-	_, took, err := createEvents(ctx, b.client, creation{prefix: "stored", phase: phaseStored, n: b.s.stored, workers: b.s.workers})
+	_, took, err := createEvents(ctx, b.client, creation{prefix: "stored", phase: phaseStored, n: b.s.stored, workers: b.s.workers, pods: b.pods})
 	if err != nil {
 		return fmt.Errorf("store events: %w", err)
 	}
@@ -101,7 +107,7 @@ func (b *bench) runBaseline(ctx context.Context) (baseline, error) {
 	if err != nil {
 		return baseline{}, err
 	}
-	_, took, err := createEvents(ctx, b.client, creation{prefix: "baseline", phase: phaseBaseline, n: b.s.fresh, workers: b.s.workers, rate: b.s.rate})
+	_, took, err := createEvents(ctx, b.client, creation{prefix: "baseline", phase: phaseBaseline, n: b.s.fresh, workers: b.s.workers, rate: b.s.rate, pods: b.pods})
 	if err != nil {
 		return baseline{}, err
 	}
@@ -138,7 +144,10 @@ type result struct {
 	colCPURun   time.Duration // collector CPU, ready to the last paced Event delivered
 	apiCPUStart time.Duration
 	apiCPURun   time.Duration
-	peakRSS     int64 // bytes, VmHWM before the graceful stop
+	// gets are kube-apiserver's GETs of Pods and ReplicaSets, start to the
+	// last paced Event delivered: the owners variant's lookups.
+	gets    map[string]int
+	peakRSS int64 // bytes, VmHWM before the graceful stop
 
 	run delivery // the paced Events
 
@@ -166,6 +175,10 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 
 	// Start, and wait for the initial sync.
 	api0, err := b.apiServerCPU()
+	if err != nil {
+		return res, err
+	}
+	gets0, err := b.lookupRequests(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -199,7 +212,7 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	createdAll := make(chan []created, 1)
 	quiet := max(3*b.s.interval, 30*time.Second)
 	go func() { arrived <- waitArrivals(waitCtx, sink, createdAll, runPrefix, res.id, quiet) }()
-	runs, took, err := createEvents(ctx, b.client, creation{prefix: runPrefix, phase: phaseRun, n: b.s.fresh, workers: b.s.workers, rate: b.s.rate})
+	runs, took, err := createEvents(ctx, b.client, creation{prefix: runPrefix, phase: phaseRun, n: b.s.fresh, workers: b.s.workers, rate: b.s.rate, pods: b.pods})
 	if err != nil {
 		return res, err
 	}
@@ -216,6 +229,14 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	apiEnd, err := b.apiServerCPU()
 	if err != nil {
 		return res, err
+	}
+	gets1, err := b.lookupRequests(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.gets = map[string]int{}
+	for r, n := range gets1 {
+		res.gets[r] = n - gets0[r]
 	}
 	// The window ends when the bench saw the last paced Event (within 100 ms
 	// of its arrival), or gave up waiting.
@@ -234,7 +255,7 @@ func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
 	// Restart: Events created while it is down.
 	res.stopErr = c.Stop(stopTimeout)
 	downPrefix := v + "-down"
-	downs, _, err := createEvents(ctx, b.client, creation{prefix: downPrefix, phase: phaseDown, n: b.s.down, workers: b.s.workers})
+	downs, _, err := createEvents(ctx, b.client, creation{prefix: downPrefix, phase: phaseDown, n: b.s.down, workers: b.s.workers, pods: b.pods})
 	if err != nil {
 		return res, err
 	}
@@ -271,7 +292,7 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	markErr := make(chan error, 1)
-	go func() { markErr <- marker(ctx, b.client, prefix, markerPeriod) }()
+	go func() { markErr <- marker(ctx, b.client, prefix, b.pods, markerPeriod) }()
 	defer func() {
 		cancel()
 		<-markErr //nolint:errcheck // the marker goroutine's error matters only when it ends the wait below, which reports it

@@ -38,16 +38,19 @@ type created struct {
 	at   time.Time
 }
 
-// newEvent is an Event about a Pod, happening now. Its times go out in
-// seconds (RFC 3339), which matters to the peer: it drops Events whose time is
-// before its own start.
-func newEvent(name, phase string) *corev1.Event {
+// newEvent is an Event about a Pod, happening now: the Pod pod, or, when
+// it is nil, a Pod of its own that does not exist. Its times go out in
+// seconds (RFC 3339), which matters to the peer: it drops Events whose time
+// is before its own start.
+func newEvent(name, phase string, pod *corev1.ObjectReference) *corev1.Event {
 	now := metav1.NewTime(time.Now())
+	involved := corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: benchNamespace, Name: name + "-pod", UID: types.UID("pod-" + name)}
+	if pod != nil {
+		involved = *pod
+	}
 	return &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace, Labels: map[string]string{phaseLabel: phase}},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: "Pod", APIVersion: "v1", Namespace: benchNamespace, Name: name + "-pod", UID: types.UID("pod-" + name),
-		},
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: benchNamespace, Labels: map[string]string{phaseLabel: phase}},
+		InvolvedObject: involved,
 		Reason:         "BenchCreated",
 		Message:        "benchpeer " + phase + " event " + name,
 		Type:           corev1.EventTypeNormal,
@@ -67,6 +70,17 @@ type creation struct {
 	// rate is the Events started per second; 0 creates as fast as the
 	// workers go.
 	rate float64
+	// pods are the Pods the Events are about, in turn; none: each Event is
+	// about a Pod of its own.
+	pods []corev1.ObjectReference
+}
+
+// podOf is the Pod the i-th Event is about; nil when there are none.
+func podOf(pods []corev1.ObjectReference, i int) *corev1.ObjectReference {
+	if len(pods) == 0 {
+		return nil
+	}
+	return &pods[i%len(pods)]
 }
 
 // createEvents creates the Events of cr with cr.workers parallel calls and
@@ -109,7 +123,7 @@ func createEvents(ctx context.Context, c kubernetes.Interface, cr creation) ([]c
 		wg.Go(func() {
 			for i := range jobs {
 				name := fmt.Sprintf("%s-%d", cr.prefix, i)
-				got, err := c.CoreV1().Events(benchNamespace).Create(ctx, newEvent(name, cr.phase), metav1.CreateOptions{})
+				got, err := c.CoreV1().Events(benchNamespace).Create(ctx, newEvent(name, cr.phase, podOf(cr.pods, i)), metav1.CreateOptions{})
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -155,15 +169,15 @@ func deleteCreated(ctx context.Context, c kubernetes.Interface) error {
 	return nil
 }
 
-// marker creates one Event named prefix-i every period until ctx ends; the
-// first of them that a collector delivers shows it has done its initial
-// sync and delivers new Events.
-func marker(ctx context.Context, c kubernetes.Interface, prefix string, period time.Duration) error {
+// marker creates one Event named prefix-i, about one of pods, every period
+// until ctx ends; the first of them that a collector delivers shows it has
+// done its initial sync and delivers new Events.
+func marker(ctx context.Context, c kubernetes.Interface, prefix string, pods []corev1.ObjectReference, period time.Duration) error {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for i := 0; ; i++ {
 		name := fmt.Sprintf("%s-%d", prefix, i)
-		if _, err := c.CoreV1().Events(benchNamespace).Create(ctx, newEvent(name, phaseMarker), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Events(benchNamespace).Create(ctx, newEvent(name, phaseMarker, podOf(pods, i)), metav1.CreateOptions{}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -34,6 +34,7 @@ type settings struct {
 	variants  []string
 	stored    int
 	fresh     int
+	pods      int
 	rate      float64
 	down      int
 	interval  time.Duration
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&variants, "variants", "poll,watch,peer", "comma-separated variants to run, in order: "+strings.Join(variantNames(), ", "))
 	flag.IntVar(&s.stored, "stored", 100_000, "Events stored in the namespace before the first collector starts")
 	flag.IntVar(&s.fresh, "new", 10_000, "Events created, paced, while each collector runs")
+	flag.IntVar(&s.pods, "pods", 2000, "Pods the Events are about, in turn (created Pending, owned by a ReplicaSet and a Deployment for every 20: what the owners variant looks up); 0: each Event is about a Pod of its own that does not exist")
 	flag.Float64Var(&s.rate, "rate", 1000, "creation rate of the -new Events, per second")
 	flag.IntVar(&s.down, "down", 1000, "Events created while each collector is stopped")
 	flag.DurationVar(&s.interval, "interval", 10*time.Second, "interval of ours in poll mode")

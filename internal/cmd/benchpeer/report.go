@@ -98,6 +98,11 @@ func (r *report) write(w *strings.Builder) {
 		"by uid and resourceVersion for ours, by uid for the peer (it does not report the Event's resourceVersion; "+
 		"each Event here is created once).\n\n",
 		num(s.stored), benchNamespace, r.storeTime.Round(time.Second), s.workers, num(s.fresh), num(int(s.rate)), num(s.down))
+	if s.pods > 0 {
+		fmt.Fprintf(w, "Every Event is about one of %s Pods, in turn (Pending: there is no node), owned by %s ReplicaSets of as many "+
+			"Deployments (%d Pods each), as their controllers would have made them; kube-apiserver's GETs of Pods and ReplicaSets are "+
+			"read from its `apiserver_request_total`.\n\n", num(s.pods), num((s.pods+podsPerWorkload-1)/podsPerWorkload), podsPerWorkload)
+	}
 
 	// The table: one column per variant, then one ratio column per ours.
 	header := []string{fmt.Sprintf("%s stored, %s new at %s/s", num(s.stored), num(s.fresh), num(int(s.rate)))}
@@ -147,6 +152,9 @@ func (r *report) write(w *strings.Builder) {
 		durRatio(func(x *result) time.Duration { return x.apiCPUStart }))
 	row("&nbsp;&nbsp;of which the new Events", func(x *result) string { return secs(x.apiCPURun) },
 		durRatio(func(x *result) time.Duration { return x.apiCPURun }))
+	row("kube-apiserver GETs of Pods / ReplicaSets, same window (lookups)", func(x *result) string {
+		return fmt.Sprintf("%s / %s", num(x.gets["pods"]), num(x.gets["replicasets"]))
+	}, nil)
 	row("window (start to last new Event delivered)", func(x *result) string { return secs(x.window) }, nil)
 	row("start to first marker delivered", func(x *result) string { return secs(x.ready) }, nil)
 	row("new Events created at", func(x *result) string {

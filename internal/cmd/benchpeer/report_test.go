@@ -52,3 +52,15 @@ func TestCollectorConfig(t *testing.T) {
 		assert.Contains(t, cfg, "namespaces: [bench]")
 	}
 }
+
+func TestParseGets(t *testing.T) {
+	exposition := `# HELP apiserver_request_total [STABLE] Counter of apiserver requests
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 1990
+apiserver_request_total{code="404",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="GET",version="v1"} 10
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="GET",version="v1"} 7
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 2000
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="replicasets",scope="resource",subresource="",verb="GET",version="v1"} 100
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="events",scope="namespace",subresource="",verb="LIST",version="v1"} 3
+`
+	assert.Equal(t, map[string]int{"pods": 2000, "replicasets": 100}, parseGets(exposition, "pods", "replicasets"))
+}

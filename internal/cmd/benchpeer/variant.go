@@ -12,12 +12,13 @@ import (
 
 // The variants, as -variants names them.
 const (
-	variantPoll  = "poll"  // ours, interval (10s by default)
-	variantWatch = "watch" // ours, mode: watch
-	variantPeer  = "peer"  // contrib k8s_events v0.148.0
+	variantPoll   = "poll"   // ours, interval (10s by default)
+	variantWatch  = "watch"  // ours, mode: watch
+	variantOwners = "owners" // ours, mode: watch with extract: owners (see -pods)
+	variantPeer   = "peer"   // contrib k8s_events v0.148.0
 )
 
-func variantNames() []string { return []string{variantPoll, variantWatch, variantPeer} }
+func variantNames() []string { return []string{variantPoll, variantWatch, variantOwners, variantPeer} }
 
 // variantTitle is a variant's column heading.
 func variantTitle(v string, s settings) string {
@@ -26,6 +27,8 @@ func variantTitle(v string, s settings) string {
 		return "ours, poll (`interval: " + s.interval.String() + "`)"
 	case variantWatch:
 		return "ours, `mode: watch`"
+	case variantOwners:
+		return "ours, `mode: watch`, `extract: owners`"
 	default:
 		return "contrib `k8s_events` v0.148.0"
 	}
@@ -108,8 +111,13 @@ func collectorConfig(v string, s settings, endpoint, storageDir string) string {
 ` + exporterYAML(endpoint) + serviceYAML("k8s_events")
 	}
 	mode := "    interval: " + s.interval.String() + "\n"
-	if v == variantWatch {
+	switch v {
+	case variantWatch:
 		mode = "    mode: watch\n"
+	case variantOwners:
+		// The Events' Pods, their ReplicaSets and Deployments exist (-pods):
+		// each Pod costs a GET, and its ReplicaSet one more.
+		mode = "    mode: watch\n    extract:\n      owners: true\n"
 	}
 	return `extensions:
   file_storage:

@@ -55,6 +55,18 @@ func TestVersionIsPublished(t *testing.T) {
 		assert.Equal(t, []string{modulePath + " " + tag}, gomods, "the gomod of the receiver %s", importPath)
 	})
 
+	t.Run("Chart.yaml", func(t *testing.T) {
+		// The chart is released with the collector: its version, and the
+		// appVersion that is the default image tag.
+		var chart struct {
+			Version    string `yaml:"version"`
+			AppVersion string `yaml:"appVersion"`
+		}
+		require.NoError(t, yaml.Unmarshal([]byte(readRepoFile(t, filepath.Join("charts", "otelcol-k8sevents", "Chart.yaml"))), &chart))
+		assert.Equal(t, Version, chart.AppVersion, "appVersion, the default image tag")
+		assert.Equal(t, Version, chart.Version, "the chart's version")
+	})
+
 	t.Run("CHANGELOG.md", func(t *testing.T) {
 		var headings []string
 		for line := range strings.Lines(readRepoFile(t, "CHANGELOG.md")) {

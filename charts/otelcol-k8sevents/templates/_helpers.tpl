@@ -1,0 +1,292 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "otelcol-k8sevents.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "otelcol-k8sevents.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "otelcol-k8sevents.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "otelcol-k8sevents.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: name the ServiceAccount to use when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "otelcol-k8sevents.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "otelcol-k8sevents.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "otelcol-k8sevents.labels" -}}
+{{ include "otelcol-k8sevents.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "otelcol-k8sevents.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Checks across values that the schema cannot express, each failing with the
+name of the value and what is allowed.
+*/}}
+{{- define "otelcol-k8sevents.validate" -}}
+{{- if and .Values.namespaces .Values.excludeNamespaces }}
+{{- fail "excludeNamespaces: only applies when namespaces is empty (all namespaces are read); remove one of the two" }}
+{{- end }}
+{{- range $name := list "otlp" "loki" "elastic" }}
+{{- $p := index $.Values.presets $name }}
+{{- if and $p.enabled (not $p.endpoint) }}
+{{- fail (printf "presets.%s.endpoint: required when presets.%s.enabled is true; set the URL the Events are sent to" $name $name) }}
+{{- end }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and (not (kindIs "invalid" (index $pdb "maxUnavailable"))) (not (kindIs "invalid" (index $pdb "minAvailable"))) }}
+{{- fail "podDisruptionBudget: set maxUnavailable or minAvailable, not both (set the other to null)" }}
+{{- end }}
+{{- $pipelines := dig "service" "pipelines" dict (include "otelcol-k8sevents.config" . | fromYaml) }}
+{{- if not $pipelines }}
+{{- fail "presets: no pipeline sends the Events anywhere; enable presets.otlp, presets.loki or presets.elastic, or add a pipeline under config.service.pipelines" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The verbs on events the receiver needs in its mode: poll lists; watch lists
+(when it has no cursor to watch from) and watches. Never get.
+*/}}
+{{- define "otelcol-k8sevents.eventVerbs" -}}
+{{- if eq .Values.mode "poll" }}["list"]{{ else }}["list", "watch"]{{ end }}
+{{- end }}
+
+{{/*
+The rules for reading in the scope of the receiver (cluster-wide, or in each
+of namespaces). Features that read more than Events add their rules here.
+*/}}
+{{- define "otelcol-k8sevents.readRules" -}}
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: {{ include "otelcol-k8sevents.eventVerbs" . }}
+{{- with .Values.extract }}
+{{- if or .labels .annotations }}
+# extract::labels and extract::annotations: the involved objects and their
+# top-level owners.
+- apiGroups: [""]
+  resources: {{ if $.Values.namespaces }}["pods"]{{ else }}["pods", "nodes"]{{ end }}
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs", "cronjobs"]
+  verbs: ["get"]
+{{- else if .owners }}
+# extract::owners
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get"]
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The subjects of every binding: the replicas' ServiceAccount.
+*/}}
+{{- define "otelcol-k8sevents.subjects" -}}
+- kind: ServiceAccount
+  name: {{ include "otelcol-k8sevents.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
+
+{{/*
+otelcol-k8sevents.merge merges .src into .dst (both maps; .dst is changed):
+maps are merged key by key, any other value of .src replaces that of .dst,
+and a null in .src removes the key. Unlike mustMergeOverwrite, false, 0, ""
+and [] in .src replace what .dst holds.
+*/}}
+{{- define "otelcol-k8sevents.merge" -}}
+{{- $dst := .dst }}
+{{- range $key, $value := .src }}
+{{- if kindIs "invalid" $value }}
+{{- $_ := unset $dst $key }}
+{{- else if and (kindIs "map" $value) (kindIs "map" (get $dst $key)) }}
+{{- include "otelcol-k8sevents.merge" (dict "dst" (get $dst $key) "src" $value) }}
+{{- else }}
+{{- $_ := set $dst $key (deepCopy $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The exporter settings every preset shares: no queue, so that an export
+returns only once the endpoint has the data and the receiver moves its resume
+point only past delivered Events; retries until the endpoint is back.
+*/}}
+{{- define "otelcol-k8sevents.exporter" -}}
+endpoint: {{ .endpoint | quote }}
+{{- with .headers }}
+headers:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+sending_queue:
+  enabled: false
+retry_on_failure:
+  enabled: true
+  max_elapsed_time: 0
+{{- end }}
+
+{{/*
+The configuration the chart generates, before config is merged over it.
+*/}}
+{{- define "otelcol-k8sevents.baseConfig" -}}
+extensions:
+  health_check:
+    endpoint: ${env:POD_IP}:13133
+receivers:
+  k8sevents:
+    auth_type: serviceAccount
+    mode: {{ .Values.mode }}
+    # poll: the time between two lists; watch: the longest wait between
+    # retries after a failure.
+    interval: 10s
+    # The first start also ships the Events the cluster still holds (about
+    # the last hour); later starts resume from the checkpoint.
+    start_at: beginning
+    {{- with .Values.namespaces }}
+    namespaces: {{ toJson . }}
+    {{- end }}
+    {{- with .Values.excludeNamespaces }}
+    exclude_namespaces: {{ toJson . }}
+    {{- end }}
+    {{- with .Values.clusterName }}
+    cluster_name: {{ . | quote }}
+    {{- end }}
+    {{- with .Values.extract }}
+    {{- if or .owners .labels .annotations }}
+    extract:
+      owners: {{ .owners }}
+      {{- with .labels }}
+      labels: {{ toJson . }}
+      {{- end }}
+      {{- with .annotations }}
+      annotations: {{ toJson . }}
+      {{- end }}
+    {{- end }}
+    {{- end }}
+    checkpoint:
+      namespace: {{ .Release.Namespace }}
+      name: {{ .Values.checkpoint.name }}
+    leader_election:
+      lease_name: {{ .Values.leaderElection.leaseName }}
+      lease_namespace: {{ .Release.Namespace }}
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_percentage: 80
+    spike_limit_percentage: 20
+{{- if .Values.presets.loki.enabled }}
+  # Bounded Loki streams, as otelcol-config.yaml's transform/loki: only
+  # k8s.cluster.name and k8s.namespace.name stay on the resource (labels);
+  # every other resource attribute moves to the record (structured metadata).
+  transform/loki:
+    error_mode: ignore
+    log_statements:
+      - context: log
+        statements:
+          - merge_maps(log.attributes, resource.attributes, "insert")
+          - delete_key(log.attributes, "k8s.cluster.name")
+          - delete_key(log.attributes, "k8s.namespace.name")
+      - context: resource
+        statements:
+          - keep_keys(resource.attributes, ["k8s.cluster.name", "k8s.namespace.name"])
+          - set(resource.attributes["service.name"], "k8s-events")
+{{- end }}
+exporters:
+{{- with .Values.presets.otlp }}
+{{- if .enabled }}
+  otlp_http:
+    {{- include "otelcol-k8sevents.exporter" . | nindent 4 }}
+{{- end }}
+{{- end }}
+{{- with .Values.presets.loki }}
+{{- if .enabled }}
+  otlp_http/loki:
+    {{- include "otelcol-k8sevents.exporter" . | nindent 4 }}
+{{- end }}
+{{- end }}
+{{- with .Values.presets.elastic }}
+{{- if .enabled }}
+  otlp_http/elastic:
+    {{- $headers := deepCopy (.headers | default dict) }}
+    {{- if .apiKeySecret.name }}
+    {{- $_ := set $headers "Authorization" "ApiKey ${env:ELASTIC_API_KEY}" }}
+    {{- end }}
+    {{- include "otelcol-k8sevents.exporter" (dict "endpoint" .endpoint "headers" $headers) | nindent 4 }}
+{{- end }}
+{{- end }}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: ${env:POD_IP}
+                port: 8888
+  pipelines:
+{{- if .Values.presets.otlp.enabled }}
+    logs/otlp:
+      receivers: [k8sevents]
+      processors: [memory_limiter]
+      exporters: [otlp_http]
+{{- end }}
+{{- if .Values.presets.loki.enabled }}
+    logs/loki:
+      receivers: [k8sevents]
+      processors: [memory_limiter, transform/loki]
+      exporters: [otlp_http/loki]
+{{- end }}
+{{- if .Values.presets.elastic.enabled }}
+    logs/elastic:
+      receivers: [k8sevents]
+      processors: [memory_limiter]
+      exporters: [otlp_http/elastic]
+{{- end }}
+{{- end }}
+
+{{/*
+The collector's configuration: the generated one with config merged over it.
+*/}}
+{{- define "otelcol-k8sevents.config" -}}
+{{- $config := include "otelcol-k8sevents.baseConfig" . | fromYaml }}
+{{- if not $config.exporters }}
+{{- $_ := unset $config "exporters" }}
+{{- end }}
+{{- if not $config.service.pipelines }}
+{{- $_ := unset $config.service "pipelines" }}
+{{- end }}
+{{- include "otelcol-k8sevents.merge" (dict "dst" $config "src" .Values.config) }}
+{{- toYaml $config }}
+{{- end }}
