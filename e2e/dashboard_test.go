@@ -155,9 +155,10 @@ func TestDashboardQueries(t *testing.T) {
 	// Controllers may still report: run every query between two readings
 	// of Loki and Prometheus that agree with each other and are equal.
 	// increase() extrapolates a series' samples to the end of its range,
-	// by up to a scrape interval: wait until the newest series is old
-	// enough for that to stay below half an Event (5 Events in 10s), as
-	// on a dashboard looked at a little later.
+	// by up to a scrape interval (1s): wait until the newest series is old
+	// enough for that to stay below half an Event (5 Events of a series in
+	// 15s add 5 x 1s / 15s = 0.33), as on a dashboard looked at a little
+	// later.
 	const settled = 15 * time.Second
 	deadline := time.Now().Add(waitLong)
 	for {
