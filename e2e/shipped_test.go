@@ -371,7 +371,8 @@ func scrapeEventCounts(url string) (map[seriesKey]int, error) {
 				k.reason = v
 			case "k8s_event_type":
 				k.eventType = v
-			case "otel_scope_name", "otel_scope_version", "otel_scope_schema_url":
+			case "k8s_cluster_name", "otel_scope_name", "otel_scope_version", "otel_scope_schema_url":
+				// One cluster per collector.
 			default:
 				return nil, fmt.Errorf("unexpected label %s in %q", m[1], line)
 			}

@@ -255,36 +255,26 @@ func TestWorkstationCommand(t *testing.T) {
 		}
 	})
 
-	// The queries of the README ("In Loki") and of docs/loki.md run as
-	// written: the command's CLUSTER_NAME, and the namespace and Pod names
-	// of this test.
-	for _, doc := range []string{"README.md", "docs/loki.md"} {
-		t.Run(doc+" queries", func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(root, doc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			queries := logqlQueries(string(data))
-			if len(queries) == 0 {
-				t.Fatalf("no ```logql block in %s", doc)
-			}
-			for _, q := range queries {
-				if metricQuery.MatchString(q) {
-					samples := instant(t, loki, q)
-					t.Logf("%s: %v", q, samples)
-					if len(samples) == 0 {
-						t.Errorf("%s: no series", q)
-					}
-					continue
+	// The LogQL queries of the README and of docs/loki.md (queryRunners)
+	// run as written: the command's CLUSTER_NAME, and the namespace and Pod
+	// names of this test.
+	t.Run("printed queries", func(t *testing.T) {
+		for _, q := range printedQueriesOf(t, root, "TestWorkstationCommand") {
+			if metricQuery.MatchString(q.text) {
+				samples := instant(t, loki, q.text)
+				t.Logf("%s: %s: %v", q.where, q.text, samples)
+				if len(samples) == 0 {
+					t.Errorf("%s: %s: no series", q.where, q.text)
 				}
-				entries := query(q)
-				t.Logf("%s: %d lines", q, len(entries))
-				if len(entries) == 0 {
-					t.Errorf("%s: no line", q)
-				}
+				continue
 			}
-		})
-	}
+			entries := query(q.text)
+			t.Logf("%s: %s: %d lines", q.where, q.text, len(entries))
+			if len(entries) == 0 {
+				t.Errorf("%s: %s: no line", q.where, q.text)
+			}
+		}
+	})
 
 	t.Run("resume point under HOME", func(t *testing.T) {
 		dir := filepath.Join(home, ".local", "state", "otelcol-k8sevents")
@@ -306,25 +296,6 @@ func TestWorkstationCommand(t *testing.T) {
 
 // metricQuery matches a LogQL metric query, which QueryInstant runs.
 var metricQuery = regexp.MustCompile(`^(sum|count|avg|max|min|rate|count_over_time|sum_over_time)\b`)
-
-// logqlQueries returns the lines of the ```logql blocks of a Markdown
-// document, one query per line.
-func logqlQueries(md string) []string {
-	var out []string
-	in := false
-	for _, line := range strings.Split(md, "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case !in && trimmed == "```logql":
-			in = true
-		case in && trimmed == "```":
-			in = false
-		case in && trimmed != "":
-			out = append(out, trimmed)
-		}
-	}
-	return out
-}
 
 // storedWorkload is a Deployment, its ReplicaSet and its Pods as
 // createWorkload stored them.

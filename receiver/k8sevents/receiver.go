@@ -168,6 +168,7 @@ func (r *eventsReceiver) Start(ctx context.Context, host component.Host) error {
 	if r.cfg.ClusterName == "" {
 		r.settings.Logger.Warn(clusterNameWarning)
 	}
+	r.tel.zero(ctx, r.cfg.Mode)
 
 	collectCtx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -3,6 +3,7 @@ package k8sevents // import "github.com/k8sevents/otelcol-k8sevents/receiver/k8s
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,6 +117,34 @@ func newTelemetry(set component.TelemetrySettings, id component.ID) (*telemetry,
 		metric.WithDescription("Events that a rule with drop: true left out (no record was emitted), by rule."), metric.WithUnit("{event}"))
 	errs = errors.Join(errs, err)
 	return t, errs
+}
+
+// Error kinds, the values of the errors counter's kind.
+var errorKinds = []string{"list", "watch", "forbidden", "consume", kindTimeout}
+
+// watchCauses are the causes of watch restarts, the values of the
+// watch_restarts counter's cause.
+var watchCauses = []string{causeTimeout, causeGone, causeError, causeStall, causeRefused}
+
+// zero adds 0 to the counters of failures that mode can count, so that
+// their series exist from the start: Prometheus' increase() and rate() see
+// the first error of a process only when the series had a sample before it.
+func (t *telemetry) zero(ctx context.Context, mode Mode) {
+	kinds := errorKinds
+	if mode == ModeWatch {
+		for _, cause := range watchCauses {
+			t.restarts.Add(ctx, 0, t.attrs, metric.WithAttributes(attribute.String("cause", cause)))
+		}
+	} else {
+		kinds = slices.DeleteFunc(slices.Clone(kinds), func(k string) bool { return k == "watch" })
+		for _, outcome := range []attribute.KeyValue{outcomeSuccess, outcomeFailure} {
+			t.polls.Add(ctx, 0, t.attrs, metric.WithAttributes(outcome))
+		}
+	}
+	for _, kind := range kinds {
+		t.errors.Add(ctx, 0, t.attrs, metric.WithAttributes(attribute.String("kind", kind)))
+	}
+	t.relists.Add(ctx, 0, t.attrs)
 }
 
 func (t *telemetry) recordLookup(ctx context.Context, resource, outcome string) {
