@@ -285,7 +285,7 @@ func TestChartOnNode(t *testing.T) {
 		}
 		want := string(readRoot(t, "alerts/loki-rules.yaml"))
 		if len(l.Items) != 1 || l.Items[0].Data[deployName+".yaml"] != want {
-			t.Errorf("%d ConfigMaps labelled loki_rule in %s; want one with %s.yaml holding alerts/loki-rules.yaml", len(l.Items), deployNamespace, deployName)
+			t.Errorf("%d ConfigMaps with the label loki_rule in %s; want one with %s.yaml holding alerts/loki-rules.yaml", len(l.Items), deployNamespace, deployName)
 		}
 	})
 
