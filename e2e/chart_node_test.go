@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,7 +171,7 @@ func TestChartOnNode(t *testing.T) {
 			continue
 		}
 		createEndpoints(t, cp, sink)
-		notes = d.run(t, line, "-f", chartNodeValues, "--set", "presets.otlp.endpoint="+sink.Endpoint())
+		notes = d.run(t, line, "-f", chartNodeValues, "--set", "presets.otlp.endpoint="+sink.Endpoint(), "--set", "alerts.lokiRules.enabled=true")
 		if m := regexp.MustCompile(`--set clusterName=(\S+)`).FindStringSubmatch(line); m != nil {
 			cluster = m[1]
 		}
@@ -216,13 +217,14 @@ func TestChartOnNode(t *testing.T) {
 		if len(repeated) > 0 {
 			t.Errorf("changes that arrived more than once: %v", head(repeated))
 		}
-		checkRecords(t, recs, events, cluster)
+		// alerts.receiverRules is on by default.
+		checkRecords(t, recs, events, cluster, seedRules)
 	})
 
 	t.Run("Notes", func(t *testing.T) {
 		cmds := notesCommands(notes)
-		if len(cmds) != 3 {
-			t.Fatalf("the notes show %d kubectl commands, want 3 (leader, metrics, logs):\n%s", len(cmds), notes)
+		if len(cmds) != 4 || !strings.Contains(cmds[1], ":8888/") || !strings.Contains(cmds[2], ":8889/") {
+			t.Fatalf("the notes show the kubectl commands %q, want 4 (leader, metrics, event metrics, logs):\n%s", cmds, notes)
 		}
 		leader := strings.TrimSpace(shell(t, cp, cmds[0]))
 		if !slices.ContainsFunc(collectorPods(t, c), func(p corev1.Pod) bool { return p.Name == holderPod(leader) }) {
@@ -247,8 +249,43 @@ func TestChartOnNode(t *testing.T) {
 		if sent == 0 || sent > fromLeader {
 			t.Errorf("the leader's metrics show %d records sent by otlp_http; the sink holds %d from it", sent, fromLeader)
 		}
-		if logs := shell(t, cp, cmds[2]); !strings.Contains(logs, "Everything is ready") {
+		// eventMetrics (on by default): the leader counts each record it
+		// emits, so that the workload's count is the sink's, the Events
+		// having settled.
+		counts, err := parseEventCounts(strings.NewReader(shell(t, cp, cmds[2])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := map[seriesKey]int{}, map[seriesKey]int{}
+		for k, n := range counts {
+			if k.namespace == workloadNamespace {
+				got[k] = n
+			}
+		}
+		for _, r := range sink.Records() {
+			if r.From == ip && r.Str("k8s.namespace.name") == workloadNamespace {
+				want[seriesKey{workloadNamespace, r.Str("k8s.object.kind"), r.Str("k8s.event.reason"), r.Str("k8s.event.type")}]++
+			}
+		}
+		t.Logf("k8s_events_total of namespace %s on the leader's port 8889: %v", workloadNamespace, got)
+		if len(want) == 0 || !maps.Equal(got, want) {
+			t.Errorf("k8s_events_total of namespace %s on the leader: %v; the sink holds from the leader %v", workloadNamespace, got, want)
+		}
+		if logs := shell(t, cp, cmds[3]); !strings.Contains(logs, "Everything is ready") {
 			t.Errorf("the replicas' logs lack \"Everything is ready\"")
+		}
+	})
+
+	// alerts.lokiRules: the ConfigMap that the Loki chart's sidecar selects
+	// by its default label, with alerts/loki-rules.yaml as it is.
+	t.Run("LokiRules", func(t *testing.T) {
+		l, err := c.CoreV1().ConfigMaps(deployNamespace).List(t.Context(), metav1.ListOptions{LabelSelector: "loki_rule"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(readRoot(t, "alerts/loki-rules.yaml"))
+		if len(l.Items) != 1 || l.Items[0].Data[deployName+".yaml"] != want {
+			t.Errorf("%d ConfigMaps with the label loki_rule in %s; want one with %s.yaml holding alerts/loki-rules.yaml", len(l.Items), deployNamespace, deployName)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -19,9 +20,10 @@ import (
 // --dry-run=server`: the server validates every object (strict field
 // validation, admission) without keeping it. The release's namespace
 // enforces Pod Security restricted and warns about it, so a Pod template
-// that is not restricted would be reported. The ServiceMonitor's CRD is
-// not on the test's server; its fields are checked against the Service it
-// scrapes instead.
+// that is not restricted would be reported. The CRDs of the ServiceMonitor
+// and the PrometheusRule are not on the test's server: the ServiceMonitor's
+// fields are checked against the Service it scrapes instead, and the
+// PrometheusRule's against alerts/prometheusrule.yaml.
 func TestChartServerDryRun(t *testing.T) {
 	t.Parallel()
 	h := newHelm(t, "")
@@ -46,13 +48,11 @@ func TestChartServerDryRun(t *testing.T) {
 			objs, unknown := decodeManifest(t, manifest)
 			var docs []string
 			for doc := range strings.SplitSeq(manifest, "\n---") {
-				if !strings.Contains(doc, "kind: ServiceMonitor") {
+				if !strings.Contains(doc, "kind: ServiceMonitor") && !strings.Contains(doc, "kind: PrometheusRule") {
 					docs = append(docs, doc)
 				}
 			}
-			if len(unknown) > 0 {
-				checkServiceMonitor(t, unknown, objs)
-			}
+			checkCustomResources(t, unknown, objs, exampleValues(t, args))
 			path := filepath.Join(t.TempDir(), "manifest.yaml")
 			if err := os.WriteFile(path, []byte(strings.Join(docs, "\n---")), 0o600); err != nil {
 				t.Fatal(err)
@@ -79,13 +79,74 @@ func TestChartServerDryRun(t *testing.T) {
 	}
 }
 
+// exampleValues parses the values file of helm arguments "-f file" (nil
+// for other arguments).
+func exampleValues(t *testing.T, args []string) map[string]any {
+	t.Helper()
+	if len(args) != 2 || args[0] != "-f" {
+		return nil
+	}
+	var v map[string]any
+	if err := yaml.Unmarshal(readRoot(t, args[1]), &v); err != nil {
+		t.Fatalf("parse %s: %v", args[1], err)
+	}
+	return v
+}
+
+// stringMap is a parsed YAML map of strings.
+func stringMap(v any) map[string]string {
+	out := map[string]string{}
+	m, _ := v.(map[string]any)
+	for k, v := range m {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// checkCustomResources checks the documents of kinds the client does not
+// know (their CRDs are not on the test's server) against the values that
+// made them: a ServiceMonitor when serviceMonitor.enabled, a PrometheusRule
+// with the groups of alerts/prometheusrule.yaml when
+// alerts.prometheusRule.enabled, and nothing else.
+func checkCustomResources(t *testing.T, unknown []string, objs []runtime.Object, values map[string]any) {
+	t.Helper()
+	var monitors, rules []string
+	for _, doc := range unknown {
+		switch {
+		case strings.Contains(doc, "\nkind: ServiceMonitor"):
+			monitors = append(monitors, doc)
+		case strings.Contains(doc, "\nkind: PrometheusRule"):
+			rules = append(rules, doc)
+		default:
+			t.Errorf("an object of a kind the client does not know:\n%s", doc)
+		}
+	}
+	if len(monitors) > 0 || dig(values, "serviceMonitor", "enabled") == true {
+		checkServiceMonitor(t, monitors, objs, values)
+	}
+	if len(rules) > 0 || dig(values, "alerts", "prometheusRule", "enabled") == true {
+		rule := prometheusRuleOf(t, rules)
+		checkPrometheusRuleGroups(t, rule.Spec)
+		for k, v := range stringMap(dig(values, "alerts", "prometheusRule", "labels")) {
+			if rule.Metadata.Labels[k] != v {
+				t.Errorf("PrometheusRule labels %v, want %s=%s (alerts.prometheusRule.labels)", rule.Metadata.Labels, k, v)
+			}
+		}
+		if rule.Metadata.Namespace != deployNamespace {
+			t.Errorf("PrometheusRule in namespace %q, want %s", rule.Metadata.Namespace, deployNamespace)
+		}
+	}
+}
+
 // checkServiceMonitor checks the one ServiceMonitor against the Service
-// rendered with it: it selects the Service by its labels and scrapes the
-// Service's port by name.
-func checkServiceMonitor(t *testing.T, docs []string, objs []runtime.Object) {
+// rendered with it and the values that made it: it selects the Service by
+// its labels, carries serviceMonitor.labels, and scrapes at
+// serviceMonitor.interval the Service's ports by name: the collector's own
+// metrics (8888) and k8s_events_total (8889, eventMetrics: on by default).
+func checkServiceMonitor(t *testing.T, docs []string, objs []runtime.Object, values map[string]any) {
 	t.Helper()
 	if len(docs) != 1 {
-		t.Fatalf("%d objects of kinds the client does not know, want one ServiceMonitor", len(docs))
+		t.Fatalf("%d ServiceMonitors rendered, want one", len(docs))
 	}
 	var sm struct {
 		APIVersion string `yaml:"apiVersion"`
@@ -116,12 +177,40 @@ func checkServiceMonitor(t *testing.T, docs []string, objs []runtime.Object) {
 			t.Errorf("the ServiceMonitor selects %s=%s; the Service's labels are %v", k, v, svc.Labels)
 		}
 	}
-	got := fmt.Sprintf("%s %s ns=%s release=%s endpoints=%+v", sm.APIVersion, sm.Kind, sm.Metadata.Namespace, sm.Metadata.Labels["release"], sm.Spec.Endpoints)
-	want := fmt.Sprintf("monitoring.coreos.com/v1 ServiceMonitor ns=%s release=prometheus endpoints=[{Port:%s Interval:15s}]", deployNamespace, svc.Spec.Ports[0].Name)
+	for k, v := range stringMap(dig(values, "serviceMonitor", "labels")) {
+		if sm.Metadata.Labels[k] != v {
+			t.Errorf("ServiceMonitor labels %v, want %s=%s (serviceMonitor.labels)", sm.Metadata.Labels, k, v)
+		}
+	}
+	interval, _ := dig(values, "serviceMonitor", "interval").(string)
+	if interval == "" {
+		interval = "30s"
+	}
+	wantPorts := map[string]int32{"metrics": 8888, "event-metrics": 8889}
+	if dig(values, "eventMetrics", "enabled") == false {
+		delete(wantPorts, "event-metrics")
+	}
+	var endpoints, wantEndpoints []string
+	for _, e := range sm.Spec.Endpoints {
+		endpoints = append(endpoints, e.Port+" every "+e.Interval)
+	}
+	for _, name := range []string{"metrics", "event-metrics"} {
+		if _, ok := wantPorts[name]; ok {
+			wantEndpoints = append(wantEndpoints, name+" every "+interval)
+		}
+	}
+	got := fmt.Sprintf("%s %s ns=%s endpoints=%q", sm.APIVersion, sm.Kind, sm.Metadata.Namespace, endpoints)
+	want := fmt.Sprintf("monitoring.coreos.com/v1 ServiceMonitor ns=%s endpoints=%q", deployNamespace, wantEndpoints)
 	if got != want || len(sm.Spec.Selector.MatchLabels) == 0 {
 		t.Errorf("ServiceMonitor %s, want %s with a selector", got, want)
 	}
-	if p := svc.Spec.Ports[0]; p.Port != 8888 || p.TargetPort.String() != "metrics" {
-		t.Errorf("the metrics Service's port %+v, want 8888 to the container's port metrics", p)
+	ports := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		if p.TargetPort.String() == p.Name {
+			ports[p.Name] = p.Port
+		}
+	}
+	if !reflect.DeepEqual(ports, wantPorts) || len(svc.Spec.Ports) != len(wantPorts) {
+		t.Errorf("the metrics Service's ports %+v, want %v, each to the container's port of its name", svc.Spec.Ports, wantPorts)
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -58,14 +59,39 @@ func renderedConfig(t *testing.T, objs []runtime.Object) map[string]any {
 	return cfg
 }
 
+// configText is the collector configuration: config.yaml of the ConfigMap
+// named as the release (alerts.lokiRules adds another).
 func configText(t *testing.T, objs []runtime.Object) string {
 	t.Helper()
-	cm := only[*corev1.ConfigMap](t, objs)
-	text, ok := cm.Data["config.yaml"]
-	if !ok {
-		t.Fatalf("ConfigMap %s has no config.yaml: %v", cm.Name, cm.Data)
+	for _, cm := range objectsOf[*corev1.ConfigMap](objs) {
+		if cm.Name != deployName {
+			continue
+		}
+		text, ok := cm.Data["config.yaml"]
+		if !ok {
+			t.Fatalf("ConfigMap %s has no config.yaml: %v", cm.Name, cm.Data)
+		}
+		return text
 	}
-	return text
+	t.Fatalf("no ConfigMap %s rendered", deployName)
+	return ""
+}
+
+// validateConfig runs the collector's validate on the configuration text,
+// with the environment the chart's Pods have.
+func validateConfig(t *testing.T, text string) error {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), collectortest.Binary(t), "validate", "--config", path)
+	cmd.Env = append(os.Environ(), "POD_IP=10.1.2.3", "POD_NAME=otelcol-k8sevents-abc", "POD_NAMESPACE="+deployNamespace,
+		"ELASTIC_API_KEY=key", "GATEWAY_TOKEN=token")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
+	return nil
 }
 
 // dig walks a parsed YAML document by keys.
@@ -139,6 +165,13 @@ func TestChartRender(t *testing.T) {
 			{[]string{"podDisruptionBudget.minAvailable=1"}, "podDisruptionBudget: set maxUnavailable or minAvailable, not both"},
 			{[]string{"presets.otlp.enabled=false"}, "presets: no pipeline sends the Events anywhere"},
 			{[]string{"serviceAccount.create=false"}, "serviceAccount.name: name the ServiceAccount to use when serviceAccount.create is false"},
+			{[]string{"alerts.rules=true"}, "at '/alerts': additional properties 'rules' not allowed"},
+			{[]string{"eventMetrics.enabled=yes"}, "at '/eventMetrics/enabled': got string, want boolean"},
+			{[]string{"alerts.lokiRules.label=loki rule"}, "at '/alerts/lokiRules/label': 'loki rule' does not match pattern"},
+			{[]string{"alerts.prometheusRule.enabled=true", "eventMetrics.enabled=false"}, "alerts.prometheusRule.enabled: its rules count k8s_events_total, which eventMetrics serves"},
+			{[]string{"alerts.lokiRules.enabled=true", "alerts.receiverRules.enabled=false"}, "alerts.lokiRules.enabled: its rules select the records that the receiver's rules mark as alerts"},
+			// The count pipeline sends nowhere but to Prometheus.
+			{[]string{"presets.otlp.enabled=false", "eventMetrics.enabled=true"}, "presets: no pipeline sends the Events anywhere"},
 		} {
 			args := []string{"template", deployName, chartDir}
 			if len(tc.set) > 0 && !strings.HasPrefix(tc.set[0], "presets.otlp.") {
@@ -208,7 +241,7 @@ func TestChartRender(t *testing.T) {
 			t.Errorf("otlp_http/loki headers %v, want the example's X-Scope-OrgID", got)
 		}
 		if got := dig(cfg, "receivers", "k8sevents", "severity_text"); got != "level" {
-			t.Errorf("severity_text %v: config did not merge into the receiver", got)
+			t.Errorf("severity_text %v, want level (alerts.receiverRules, on by default): Loki's detected_level", got)
 		}
 		if dig(cfg, "exporters", "otlp_http") != nil {
 			t.Errorf("presets.otlp.enabled=false left the otlp_http exporter in")
@@ -246,18 +279,10 @@ func TestChartRender(t *testing.T) {
 	})
 
 	t.Run("ExamplesValidate", func(t *testing.T) {
-		bin := collectortest.Binary(t)
 		for _, args := range append([][]string{{withEndpoint}}, examplesArgs(examples)...) {
 			objs, _ := decodeManifest(t, h.template(t, args...))
-			path := filepath.Join(t.TempDir(), "config.yaml")
-			if err := os.WriteFile(path, []byte(configText(t, objs)), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.CommandContext(t.Context(), bin, "validate", "--config", path)
-			cmd.Env = append(os.Environ(), "POD_IP=10.1.2.3", "POD_NAME=otelcol-k8sevents-abc", "POD_NAMESPACE="+deployNamespace,
-				"ELASTIC_API_KEY=key", "GATEWAY_TOKEN=token")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("the configuration of helm template %s does not validate: %v\n%s", strings.Join(args, " "), err, out)
+			if err := validateConfig(t, configText(t, objs)); err != nil {
+				t.Errorf("the configuration of helm template %s does not validate: %v", strings.Join(args, " "), err)
 			}
 		}
 	})
@@ -345,7 +370,7 @@ func compareWithDeploy(t *testing.T, chart, deploy []runtime.Object) {
 		{"serviceAccountName", gs.ServiceAccountName, ws.ServiceAccountName},
 		{"image", gc.Image, wc.Image},
 		{"args", gc.Args, wc.Args},
-		{"ports", gc.Ports, wc.Ports},
+		{"ports (but eventMetrics')", slices.DeleteFunc(slices.Clone(gc.Ports), func(p corev1.ContainerPort) bool { return p.Name == "event-metrics" }), wc.Ports},
 		{"readinessProbe", gc.ReadinessProbe, wc.ReadinessProbe},
 		{"livenessProbe", gc.LivenessProbe, wc.LivenessProbe},
 		{"resources", gc.Resources, wc.Resources},

@@ -30,20 +30,49 @@ const workloadNamespace = "workload"
 // kubeletEvent is a kubelet Event that one of the test's Pods must cause.
 type kubeletEvent struct {
 	pod, reason string
-	severity    plog.SeverityNumber
 	message     string // a part of it
 }
 
 // wantKubeletEvents are what kubetest.TroublePods make the kubelet report.
 var wantKubeletEvents = []kubeletEvent{
-	{kubetest.PodStarted, "Pulled", plog.SeverityNumberInfo, "already present on machine"},
-	{kubetest.PodStarted, "Created", plog.SeverityNumberInfo, "Container created"},
-	{kubetest.PodStarted, "Started", plog.SeverityNumberInfo, "Container started"},
-	{kubetest.PodCrashLoop, "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
-	{kubetest.PodOOM, "Started", plog.SeverityNumberInfo, "Container started"},
-	{kubetest.PodOOM, "BackOff", plog.SeverityNumberWarn, "Back-off restarting failed container main"},
-	{kubetest.PodLiveness, "Unhealthy", plog.SeverityNumberWarn, "Liveness probe failed"},
-	{kubetest.PodLiveness, "Killing", plog.SeverityNumberInfo, "Container main failed liveness probe, will be restarted"},
+	{kubetest.PodStarted, "Pulled", "already present on machine"},
+	{kubetest.PodStarted, "Created", "Container created"},
+	{kubetest.PodStarted, "Started", "Container started"},
+	{kubetest.PodCrashLoop, "BackOff", "Back-off restarting failed container main"},
+	{kubetest.PodOOM, "Started", "Container started"},
+	{kubetest.PodOOM, "BackOff", "Back-off restarting failed container main"},
+	{kubetest.PodLiveness, "Unhealthy", "Liveness probe failed"},
+	{kubetest.PodLiveness, "Killing", "Container main failed liveness probe, will be restarted"},
+}
+
+// noRules is what the receiver makes of an Event without rules: no alert,
+// and the severity of its type.
+func noRules(ev corev1.Event) (rule string, severity plog.SeverityNumber) {
+	if ev.Type == corev1.EventTypeWarning {
+		return "", plog.SeverityNumberWarn
+	}
+	return "", plog.SeverityNumberInfo
+}
+
+// seedRules is what the receiver's rules of otelcol-config.yaml (the
+// chart's alerts.receiverRules) make of an Event: the alert rule that
+// matches it first (empty: none) and the record's severity.
+func seedRules(ev corev1.Event) (rule string, severity plog.SeverityNumber) {
+	_, typed := noRules(ev)
+	warning := ev.Type == corev1.EventTypeWarning
+	switch {
+	case ev.Reason == "OOMKilling" || ev.Reason == "OOMKilled":
+		return "oom-killed", plog.SeverityNumberError
+	case ev.InvolvedObject.Kind == "Pod" && ev.Reason == "Failed":
+		return "pod-failed", plog.SeverityNumberError
+	case warning && (ev.Reason == "BackOff" || ev.Reason == "FailedMount"):
+		return "warning-is-error", plog.SeverityNumberError
+	case ev.Reason == "FailedScheduling":
+		return "failed-scheduling", typed
+	case warning:
+		return "warning", typed
+	}
+	return "", typed
 }
 
 // TestDeployed deploys the collector the way the README says, with kubectl
@@ -144,7 +173,7 @@ func TestDeployed(t *testing.T) {
 		}
 	})
 
-	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events, "e2e-node") })
+	t.Run("TimeAndAttributes", func(t *testing.T) { checkRecords(t, recs, events, "e2e-node", noRules) })
 
 	// extract: owners, with the ClusterRole's get on pods and replicasets:
 	// the Events of the collector's own Pods name its Deployment.
@@ -232,13 +261,13 @@ func runWorkload(t *testing.T, c kubernetes.Interface) {
 // time it happened, severity and resource attributes (k8s.cluster.name is
 // cluster); and that the kubelet's Events of the workload and the Node are
 // there.
-func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, cluster string) {
+func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, cluster string, rules func(corev1.Event) (string, plog.SeverityNumber)) {
 	byUID := map[string]corev1.Event{}
 	for _, ev := range events {
 		byUID[string(ev.UID)] = ev
 	}
-	severity := map[string]plog.SeverityNumber{corev1.EventTypeNormal: plog.SeverityNumberInfo, corev1.EventTypeWarning: plog.SeverityNumberWarn}
 	found := map[kubeletEvent]bool{}
+	alerts := map[string]int{}
 	nodeReasons := map[string]bool{}
 	checked := 0
 	for _, r := range recs {
@@ -251,8 +280,17 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, c
 		if want := eventTime(ev); !r.Timestamp.Equal(want) {
 			t.Errorf("%s: timestamp %v, want %v", id, r.Timestamp, want)
 		}
-		if r.Severity != severity[ev.Type] {
-			t.Errorf("%s: severity %v, want %v", id, r.Severity, severity[ev.Type])
+		rule, severity := rules(ev)
+		if r.Severity != severity {
+			t.Errorf("%s: severity %v, want %v", id, r.Severity, severity)
+		}
+		if got := r.Str("k8s.event.alert.rule"); got != rule {
+			t.Errorf("%s: k8s.event.alert.rule %q, want %q", id, got, rule)
+		} else if title := ev.InvolvedObject.Kind + " " + ev.Reason; rule != "" && r.Str("k8s.event.alert.title") != title {
+			t.Errorf("%s: k8s.event.alert.title %q, want %q", id, r.Str("k8s.event.alert.title"), title)
+		}
+		if rule != "" {
+			alerts[rule]++
 		}
 		if r.Str("k8s.cluster.name") != cluster {
 			t.Errorf("%s: k8s.cluster.name %q, want %s", id, r.Str("k8s.cluster.name"), cluster)
@@ -284,16 +322,16 @@ func checkRecords(t *testing.T, recs []otlpsink.Record, events []corev1.Event, c
 			}
 			for _, w := range wantKubeletEvents {
 				if w.pod == ev.InvolvedObject.Name && w.reason == ev.Reason && strings.Contains(r.Body, w.message) &&
-					r.Severity == w.severity && r.Str("k8s.container.name") == "main" {
+					r.Str("k8s.container.name") == "main" {
 					found[w] = true
 				}
 			}
 		}
 	}
-	t.Logf("checked %d records (the current version of each Event)", checked)
+	t.Logf("checked %d records (the current version of each Event); alerts by rule: %v", checked, alerts)
 	for _, w := range wantKubeletEvents {
 		if !found[w] {
-			t.Errorf("no record of the kubelet's %s Event about pod %s (%q, severity %v, container main)", w.reason, w.pod, w.message, w.severity)
+			t.Errorf("no record of the kubelet's %s Event about pod %s (%q, container main)", w.reason, w.pod, w.message)
 		}
 	}
 	nodeWant := []string{"Starting", "NodeReady"}

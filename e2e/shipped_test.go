@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -343,8 +344,13 @@ func scrapeEventCounts(url string) (map[seriesKey]int, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scrape %s: %s", url, resp.Status)
 	}
+	return parseEventCounts(resp.Body)
+}
+
+// parseEventCounts reads k8s_events_total from the text exposition format.
+func parseEventCounts(r io.Reader) (map[seriesKey]int, error) {
 	out := map[seriesKey]int{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

@@ -60,9 +60,24 @@ name of the value and what is allowed.
 {{- if and (not (kindIs "invalid" (index $pdb "maxUnavailable"))) (not (kindIs "invalid" (index $pdb "minAvailable"))) }}
 {{- fail "podDisruptionBudget: set maxUnavailable or minAvailable, not both (set the other to null)" }}
 {{- end }}
-{{- $pipelines := dig "service" "pipelines" dict (include "otelcol-k8sevents.config" . | fromYaml) }}
-{{- if not $pipelines }}
+{{- $config := include "otelcol-k8sevents.config" . | fromYaml }}
+{{- $sends := false }}
+{{- range $name, $p := dig "service" "pipelines" dict $config }}
+{{- /* the count pipeline's only exporter is the count connector */}}
+{{- if and (hasPrefix "logs" $name) (without ($p.exporters | default list) "count") }}
+{{- $sends = true }}
+{{- end }}
+{{- end }}
+{{- if not $sends }}
 {{- fail "presets: no pipeline sends the Events anywhere; enable presets.otlp, presets.loki or presets.elastic, or add a pipeline under config.service.pipelines" }}
+{{- end }}
+{{- with .Values.alerts }}
+{{- if and .prometheusRule.enabled (not $.Values.eventMetrics.enabled) }}
+{{- fail "alerts.prometheusRule.enabled: its rules count k8s_events_total, which eventMetrics serves; set eventMetrics.enabled to true" }}
+{{- end }}
+{{- if and .lokiRules.enabled (not (dig "receivers" "k8sevents" "rules" nil $config)) }}
+{{- fail "alerts.lokiRules.enabled: its rules select the records that the receiver's rules mark as alerts (k8s.event.alert.rule); set alerts.receiverRules.enabled to true, or give receivers.k8sevents.rules in config" }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -157,6 +172,94 @@ retry_on_failure:
 {{- end }}
 
 {{/*
+alerts.receiverRules: the seed's alert rules, as otelcol-config.yaml ships
+them (e2e/chart_alerts_test.go holds the two equal).
+*/}}
+{{- define "otelcol-k8sevents.receiverRules" -}}
+# INFO, WARN, ERROR as severity text, so that Loki files records under
+# detected_level info, warn and error.
+severity_text: level
+# The seed's alerts. The first rule that matches an Event decides. An alert
+# carries k8s.event.alert.rule (the rule's name), k8s.event.alert.title
+# ("<kind> <reason>") and k8s.event.alert.message ("<kind> <name>:
+# <message>"); alerts/loki-rules.yaml alerts on them.
+rules:
+  - name: oom-killed
+    match:
+      reasons: [OOMKilling, OOMKilled]
+    severity: error
+    alert: true
+  - name: pod-failed
+    match:
+      kinds: [Pod]
+      reasons: [Failed]
+    severity: error
+    alert: true
+  # Warnings that are really errors.
+  - name: warning-is-error
+    match:
+      type: Warning
+      reasons: [BackOff, FailedMount]
+    severity: error
+    alert: true
+  - name: failed-scheduling
+    match:
+      reasons: [FailedScheduling]
+    alert: true
+  - name: warning
+    match:
+      type: Warning
+    alert: true
+{{- end }}
+
+{{/*
+eventMetrics: the count of Events that Prometheus scrapes as
+k8s_events_total, as otelcol-config.yaml ships it (e2e/chart_alerts_test.go
+holds the two equal). Each record gets its namespace and kind as attributes
+and its read time as its time, then loses its resource, so that
+groupbyattrs puts a page's records under one resource; the count connector
+makes one delta per series and page, and delta_to_cumulative adds them up.
+*/}}
+{{- define "otelcol-k8sevents.countProcessors" -}}
+transform/count:
+  error_mode: ignore
+  log_statements:
+    - context: log
+      statements:
+        - set(log.attributes["k8s.namespace.name"], resource.attributes["k8s.namespace.name"])
+        - set(log.attributes["k8s.object.kind"], resource.attributes["k8s.object.kind"])
+        - set(log.time, log.observed_time)
+    - context: resource
+      statements:
+        - delete_matching_keys(resource.attributes, ".*")
+groupbyattrs/count: {}
+delta_to_cumulative:
+  # A series quiet for longer starts again from 0; Prometheus' increase()
+  # handles that as a counter reset.
+  max_stale: 24h
+{{- end }}
+
+{{- define "otelcol-k8sevents.countConnector" -}}
+# k8s_events_total{k8s_namespace_name, k8s_object_kind, k8s_event_reason,
+# k8s_event_type}: the records the receiver emitted, one per new or changed
+# Event.
+count:
+  logs:
+    k8s.events:
+      description: Kubernetes Events received, by namespace, involved object kind, reason and type
+      attributes:
+        - key: k8s.namespace.name
+          # Events about Nodes and other cluster-scoped objects.
+          default_value: ""
+        - key: k8s.object.kind
+          default_value: ""
+        - key: k8s.event.reason
+          default_value: ""
+        - key: k8s.event.type
+          default_value: ""
+{{- end }}
+
+{{/*
 The configuration the chart generates, before config is merged over it.
 */}}
 {{- define "otelcol-k8sevents.baseConfig" -}}
@@ -200,11 +303,17 @@ receivers:
     leader_election:
       lease_name: {{ .Values.leaderElection.leaseName }}
       lease_namespace: {{ .Release.Namespace }}
+    {{- if .Values.alerts.receiverRules.enabled }}
+    {{- include "otelcol-k8sevents.receiverRules" . | nindent 4 }}
+    {{- end }}
 processors:
   memory_limiter:
     check_interval: 1s
     limit_percentage: 80
     spike_limit_percentage: 20
+{{- if .Values.eventMetrics.enabled }}
+  {{- include "otelcol-k8sevents.countProcessors" . | nindent 2 }}
+{{- end }}
 {{- if .Values.presets.loki.enabled }}
   # Bounded Loki streams, as otelcol-config.yaml's transform/loki: only
   # k8s.cluster.name and k8s.namespace.name stay on the resource (labels);
@@ -222,7 +331,17 @@ processors:
           - keep_keys(resource.attributes, ["k8s.cluster.name", "k8s.namespace.name"])
           - set(resource.attributes["service.name"], "k8s-events")
 {{- end }}
+{{- if .Values.eventMetrics.enabled }}
+connectors:
+  {{- include "otelcol-k8sevents.countConnector" . | nindent 2 }}
+{{- end }}
 exporters:
+{{- if .Values.eventMetrics.enabled }}
+  prometheus:
+    endpoint: ${env:POD_IP}:8889
+    # Keep a series while it is quiet, as long as delta_to_cumulative does.
+    metric_expiration: 24h
+{{- end }}
 {{- with .Values.presets.otlp }}
 {{- if .enabled }}
   otlp_http:
@@ -273,6 +392,16 @@ service:
       receivers: [k8sevents]
       processors: [memory_limiter]
       exporters: [otlp_http/elastic]
+{{- end }}
+{{- if .Values.eventMetrics.enabled }}
+    logs/count:
+      receivers: [k8sevents]
+      processors: [memory_limiter, transform/count, groupbyattrs/count]
+      exporters: [count]
+    metrics:
+      receivers: [count]
+      processors: [delta_to_cumulative]
+      exporters: [prometheus]
 {{- end }}
 {{- end }}
 
