@@ -226,6 +226,7 @@ transform/count:
   log_statements:
     - context: log
       statements:
+        - set(log.attributes["k8s.cluster.name"], resource.attributes["k8s.cluster.name"])
         - set(log.attributes["k8s.namespace.name"], resource.attributes["k8s.namespace.name"])
         - set(log.attributes["k8s.object.kind"], resource.attributes["k8s.object.kind"])
         - set(log.time, log.observed_time)
@@ -246,8 +247,11 @@ delta_to_cumulative:
 count:
   logs:
     k8s.events:
-      description: Kubernetes Events received, by namespace, involved object kind, reason and type
+      description: Kubernetes Events received, by cluster, namespace, involved object kind, reason and type
       attributes:
+        - key: k8s.cluster.name
+          # clusterName; no label when it is empty.
+          default_value: ""
         - key: k8s.namespace.name
           # Events about Nodes and other cluster-scoped objects.
           default_value: ""
