@@ -86,7 +86,7 @@ func lokiAlert(alertname, severity, kind, name, reason string) wantAlert {
 }
 
 func promAlert(alertname, severity, kind, reason string) wantAlert {
-	labels := map[string]string{"severity": severity, "k8s_object_kind": kind, "k8s_event_reason": reason}
+	labels := map[string]string{"severity": severity, "k8s_cluster_name": "e2e", "k8s_object_kind": kind, "k8s_event_reason": reason}
 	if kind != "Node" {
 		labels["k8s_namespace_name"] = alertsNamespace
 	}
