@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/k8sevents/otelcol-k8sevents/internal/freeport"
 	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
@@ -93,7 +94,7 @@ func (c *Collector) WaitOutput(s string, timeout time.Duration) {
 // the collector's own listeners.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ports, err := testbin.FreePorts(1)
+	ports, err := freeport.Pick(1)
 	if err != nil {
 		t.Fatalf("collectortest: %v", err)
 	}

@@ -32,6 +32,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/freeport"
 )
 
 // Options says how to start a control plane. The zero value is usable: it
@@ -231,32 +233,6 @@ func (cp *ControlPlane) LogPath(component string) string {
 
 func (cp *ControlPlane) etcdDataDir() string { return filepath.Join(cp.dir, "etcd-data") }
 
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	// All n stay open until every one is picked, so that they differ.
-	var ls []net.Listener
-	closeAll := func() error {
-		var errs []error
-		for _, l := range ls {
-			errs = append(errs, l.Close())
-		}
-		return errors.Join(errs...)
-	}
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("pick a free port: %w", err), closeAll())
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	if err := closeAll(); err != nil {
-		return nil, fmt.Errorf("free the picked ports: %w", err)
-	}
-	return ports, nil
-}
-
 // launch starts a component on fresh free ports and waits until ready says
 // it is usable. A port picked free can be taken by someone else before the
 // component binds it; when the component then fails with "address already
@@ -266,7 +242,7 @@ func (cp *ControlPlane) launch(ctx context.Context, name string, nports int, arg
 ) ([]int, error) {
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		ports, err := freePorts(nports)
+		ports, err := freeport.Pick(nports)
 		if err != nil {
 			return nil, err
 		}

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/freeport"
 )
 
 // Server is a server program that a test harness (lokitest, promtest,
@@ -91,7 +92,7 @@ func StartServer(t testing.TB, s Server) *Running {
 // nothing was started, and the Running with an error when the server did
 // not become ready.
 func startServer(s Server, runDir string) (*Running, error) {
-	ports, err := FreePorts(s.Ports)
+	ports, err := freeport.Pick(s.Ports)
 	if err != nil {
 		return nil, err
 	}
@@ -171,31 +172,4 @@ func GetJSON(ctx context.Context, url string, out any) error {
 		return fmt.Errorf("GET %s: decode response: %w", url, err)
 	}
 	return nil
-}
-
-// FreePorts returns n distinct ports that were free on 127.0.0.1 a moment
-// ago.
-func FreePorts(n int) ([]int, error) {
-	// All n stay open until every one is picked, so that they differ.
-	var ls []net.Listener
-	closeAll := func() error {
-		var errs []error
-		for _, l := range ls {
-			errs = append(errs, l.Close())
-		}
-		return errors.Join(errs...)
-	}
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("pick a free port: %w", err), closeAll())
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	if err := closeAll(); err != nil {
-		return nil, fmt.Errorf("free the picked ports: %w", err)
-	}
-	return ports, nil
 }
