@@ -319,19 +319,7 @@ var oomLine = regexp.MustCompile(`Memory cgroup out of memory: Killed process (\
 // the kernel's line, read from /dev/kmsg.
 func sendOOMKilling(t *testing.T, c kubernetes.Interface, events *eventLog) {
 	t.Helper()
-	poll(t, "the container of pod oom OOMKilled", func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(alertsNamespace).Get(ctx, kubetest.PodOOM, metav1.GetOptions{})
-		if err != nil || len(p.Status.ContainerStatuses) == 0 {
-			return false, err
-		}
-		st := p.Status.ContainerStatuses[0]
-		for _, term := range []*corev1.ContainerStateTerminated{st.State.Terminated, st.LastTerminationState.Terminated} {
-			if term != nil && term.Reason == "OOMKilled" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	waitOOMKilled(t, c, alertsNamespace)
 	var line string
 	poll(t, "the kernel's line about the OOM kill in /dev/kmsg", func(context.Context) (bool, error) {
 		lines, err := kernelLog()

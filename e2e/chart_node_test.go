@@ -289,21 +289,7 @@ func TestChartOnNode(t *testing.T) {
 		}
 	})
 
-	t.Run("RBAC", func(t *testing.T) {
-		pod := collectorPods(t, c)[0]
-		collector := tokenClient(t, cp, mountedToken(t, cp, pod))
-		if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
-			t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
-		}
-		// events, and extract::owners (on by default).
-		events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
-		checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
-			workloadNamespace: events,
-			deployNamespace: append(slices.Clone(events),
-				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
-				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
-		})
-	})
+	t.Run("RBAC", func(t *testing.T) { checkCollectorRules(t, cp, c) })
 
 	// The chart README's upgrade: a changed configuration (the cluster's
 	// name) rolls both replicas while Events keep coming.

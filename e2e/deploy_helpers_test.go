@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,4 +249,45 @@ func containsAll(have, want map[string]bool) bool {
 		}
 	}
 	return true
+}
+
+// checkCollectorRules checks, with the token mounted in a collector Pod of
+// deploy/ or the chart, that its ServiceAccount has exactly the documented
+// rules: on events and, for extract::owners (on in both), get on pods,
+// replicasets and jobs, in the workload's namespace as everywhere; and in
+// its own namespace also the checkpoint's and the Lease's.
+func checkCollectorRules(t *testing.T, cp *kubetest.ControlPlane, c kubernetes.Interface) {
+	t.Helper()
+	pod := collectorPods(t, c)[0]
+	collector := tokenClient(t, cp, mountedToken(t, cp, pod))
+	if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
+		t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
+	}
+	events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
+	checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
+		workloadNamespace: events,
+		deployNamespace: append(slices.Clone(events),
+			"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
+			"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
+	})
+}
+
+// waitOOMKilled waits until the container of kubetest.PodOOM in ns was
+// OOM-killed (its state or last state says so): the kubelet sends no Event
+// for that, only its status tells.
+func waitOOMKilled(t *testing.T, c kubernetes.Interface, ns string) {
+	t.Helper()
+	poll(t, "the container of pod "+kubetest.PodOOM+" OOMKilled", func(ctx context.Context) (bool, error) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, kubetest.PodOOM, metav1.GetOptions{})
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, err
+		}
+		st := p.Status.ContainerStatuses[0]
+		for _, term := range []*corev1.ContainerStateTerminated{st.State.Terminated, st.LastTerminationState.Terminated} {
+			if term != nil && term.Reason == "OOMKilled" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }

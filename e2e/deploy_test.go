@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,20 +205,7 @@ func TestDeployed(t *testing.T) {
 		}
 	})
 
-	t.Run("RBAC", func(t *testing.T) {
-		pod := collectorPods(t, c)[0]
-		collector := tokenClient(t, cp, mountedToken(t, cp, pod))
-		if who, want := whoami(t, collector), "system:serviceaccount:"+deployNamespace+":"+deployName; who != want {
-			t.Fatalf("the token mounted in pod %s is %q, want %q", pod.Name, who, want)
-		}
-		events := []string{"/events list *", "/events watch *", "/pods get *", "apps/replicasets get *", "batch/jobs get *"}
-		checkRules(t, collector, noBindingClient(t, cp, deployNamespace), map[string][]string{
-			workloadNamespace: events,
-			deployNamespace: append(slices.Clone(events),
-				"/configmaps create *", "/configmaps get k8sevents-checkpoint", "/configmaps update k8sevents-checkpoint",
-				"coordination.k8s.io/leases create *", "coordination.k8s.io/leases get k8sevents", "coordination.k8s.io/leases update k8sevents"),
-		})
-	})
+	t.Run("RBAC", func(t *testing.T) { checkCollectorRules(t, cp, c) })
 
 	// Last, as it may repeat what the checks above allow no repeat of.
 	t.Run("RolloutRestart", func(t *testing.T) {
@@ -242,19 +228,7 @@ func runWorkload(t *testing.T, c kubernetes.Interface) {
 	for _, w := range wantKubeletEvents {
 		waitEvent(t, c, workloadNamespace, "Pod", w.pod, w.reason)
 	}
-	poll(t, "pod oom's container OOMKilled", func(ctx context.Context) (bool, error) {
-		p, err := c.CoreV1().Pods(workloadNamespace).Get(ctx, kubetest.PodOOM, metav1.GetOptions{})
-		if err != nil || len(p.Status.ContainerStatuses) == 0 {
-			return false, err
-		}
-		st := p.Status.ContainerStatuses[0]
-		for _, term := range []*corev1.ContainerStateTerminated{st.State.Terminated, st.LastTerminationState.Terminated} {
-			if term != nil && term.Reason == "OOMKilled" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
+	waitOOMKilled(t, c, workloadNamespace)
 }
 
 // checkRecords checks every record against the Event it came from: the
