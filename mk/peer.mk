@@ -1,5 +1,7 @@
-# The peer that `make bench-peer` measures ours against: the collector-contrib
-# k8s_events receiver v0.148.0, built by ocb v0.148.0 from tools/peer.
+# The peer that `make bench-peer` and e2e/migrate_test.go measure ours
+# against: collector-contrib v0.152.0 with its k8s_events and k8sobjects
+# receivers (and file_storage, k8s_leader_elector), built by ocb v0.152.0 from
+# tools/peer. tools/peer/builder-config.yaml says why v0.152.0.
 #
 # Included by the top-level Makefile after it defines ROOT, BIN, GO,
 # COLLECTOR, and the targets build and kube. tools/peer is a Go module of its
@@ -11,7 +13,7 @@
 # Included before the Makefile's first rule: keep `all` the default goal.
 peer_default_goal := $(.DEFAULT_GOAL)
 
-PEER_OCB_VERSION := v0.148.0
+PEER_OCB_VERSION := v0.152.0
 PEER_OCB         := $(BIN)/ocb-$(PEER_OCB_VERSION)
 PEER             := $(BIN)/otelcol-peer
 PEER_GONOSUMDB   := github.com/open-telemetry/opentelemetry-collector-contrib
@@ -24,7 +26,7 @@ BENCH_PEER_FLAGS    ?=
 
 .PHONY: peer bench-peer
 
-## peer: the collector-contrib k8s_events receiver v0.148.0 in .bin/otelcol-peer.
+## peer: collector-contrib v0.152.0 with k8s_events and k8sobjects in .bin/otelcol-peer.
 peer: $(PEER)
 
 $(PEER_OCB):
