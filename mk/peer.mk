@@ -19,8 +19,11 @@ PEER             := $(BIN)/otelcol-peer
 PEER_GONOSUMDB   := github.com/open-telemetry/opentelemetry-collector-contrib
 
 # The variants bench-peer runs, in order: poll (ours, interval 10s), watch
-# (ours, mode: watch) and peer. Example: make bench-peer BENCH_PEER_VARIANTS=poll,peer
-BENCH_PEER_VARIANTS ?= poll,watch,peer
+# (ours, mode: watch), events and events-storage (contrib k8s_events without
+# and with storage), objects and objects-storage (contrib k8sobjects as the
+# Helm chart's kubernetesEvents preset configures it, without and with
+# storage). Example: make bench-peer BENCH_PEER_VARIANTS=watch,objects
+BENCH_PEER_VARIANTS ?= poll,watch,events,events-storage,objects,objects-storage
 # More flags for internal/cmd/benchpeer (go run ./internal/cmd/benchpeer -h).
 BENCH_PEER_FLAGS    ?=
 
@@ -42,8 +45,10 @@ $(PEER): $(PEER_OCB) $(ROOT)/tools/peer/builder-config.yaml $(ROOT)/tools/peer/g
 	"$$($(GO) env GOROOT)/bin/gofmt" -w $(ROOT)/tools/peer/*.go
 	mv $(ROOT)/tools/peer/otelcol-peer $@
 
-## bench-peer: ours (poll, watch) and the peer, one at a time on one API server
-## with 100,000 Events stored; prints a Markdown table for BENCHMARKS.md.
+## bench-peer: ours (poll, watch) and contrib's k8s_events and k8sobjects
+## v0.152.0 (each without and with storage), one at a time on one API server
+## with 100,000 Events stored: startup, new Events, restarts; prints Markdown
+## tables for BENCHMARKS.md.
 bench-peer: build kube peer
 	$(GO) run ./internal/cmd/benchpeer -collector $(COLLECTOR) -peer $(PEER) -kube-bin $(BIN) \
 		-variants $(BENCH_PEER_VARIANTS) \
