@@ -64,8 +64,8 @@ $(BIN)/kube-%: tools/kube/go.mod tools/kube/go.sum
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## (with a real node when run as root: see mk/node.mk), the real collector
-## binary and image, and contrib's k8s_events collector (the migration guide's
-## before-and-after queries).
+## binary and image, and contrib's collector v0.152.0 with k8s_events and
+## k8sobjects (the migration guide's before-and-after queries).
 test: build kube loki node image peer
 	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) \
 		$(GO) test $(GOTEST_FLAGS) ./...

@@ -78,7 +78,7 @@ func TestWorkstationCommand(t *testing.T) {
 	c := fastClient(t, cp)
 	namespaces := []string{"shop", "payments", "ci"}
 	createNamespaces(t, c, namespaces...)
-	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll)
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch)
 	loki := lokitest.Start(t)
 
 	home := t.TempDir()

@@ -381,6 +381,8 @@ func ratio(a, b float64) string {
 		return "n/a"
 	}
 	switch q := a / b; {
+	case q > 0 && q < 0.01:
+		return "1/" + num(int(1/q+0.5))
 	case q < 1:
 		return fmt.Sprintf("%.3f", q)
 	case q < 10:
