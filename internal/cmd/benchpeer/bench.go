@@ -25,7 +25,6 @@ const (
 	readyTimeout   = 10 * time.Minute // collector start to its first marker delivered
 	stopTimeout    = 30 * time.Second // SIGTERM to exit
 	arrivalTimeout = 15 * time.Minute // the paced Events, from their first creation
-	compactTimeout = 5 * time.Minute  // a stop revision to its compaction
 	// markerPeriod is how often a marker Event is created while waiting for
 	// a collector to deliver one.
 	markerPeriod = time.Second
@@ -48,7 +47,7 @@ type bench struct {
 }
 
 func newBench(ctx context.Context, logger *log.Logger, s settings, work string) (*bench, error) {
-	logger.Printf("starting etcd and kube-apiserver from %s (--etcd-compaction-interval=%s)", s.kubeBin, s.compaction)
+	logger.Printf("starting etcd and kube-apiserver from %s", s.kubeBin)
 	cp, err := kubetest.Start(ctx, kubetest.Options{
 		BinDir: s.kubeBin, Dir: filepath.Join(work, "cluster"), EtcdCompactionInterval: s.compaction,
 	})
@@ -228,9 +227,6 @@ func (b *bench) runVariant(ctx context.Context, v variant) (result, error) {
 	}
 
 	for _, k := range stopKinds {
-		if k.compact && b.s.compaction == 0 {
-			continue
-		}
 		r, err := b.measureRestart(ctx, vr, k)
 		if err != nil {
 			return res, fmt.Errorf("restart after %s: %w", k.what, err)
@@ -364,11 +360,16 @@ func (b *bench) waitReady(ctx context.Context, c *collector, arr *arrivals, offs
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
+	// The marker goroutine's end, once: the wait below may have read it.
 	markErr := make(chan error, 1)
-	go func() { markErr <- marker(ctx, b.client, prefix, markerPeriod) }()
+	markDone := make(chan struct{})
+	go func() {
+		defer close(markDone)
+		markErr <- marker(ctx, b.client, prefix, markerPeriod)
+	}()
 	defer func() {
 		cancel()
-		<-markErr //nolint:errcheck // the marker goroutine's error matters only when it ends the wait below, which reports it
+		<-markDone
 	}()
 	scanned := 0
 	for {

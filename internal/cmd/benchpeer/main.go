@@ -74,7 +74,7 @@ func main() {
 	flag.IntVar(&s.down, "down", 1000, "Events created while each collector is stopped")
 	flag.IntVar(&s.edge, "edge", 300, "Events created just before each stop, and again after each restart")
 	flag.Float64Var(&s.edgeRate, "edge-rate", 100, "creation rate of the -edge Events, per second")
-	flag.DurationVar(&s.compaction, "compaction-interval", 20*time.Second, "kube-apiserver's --etcd-compaction-interval (0: none, and no stop across a compaction)")
+	flag.DurationVar(&s.compaction, "compaction-interval", 0, "kube-apiserver's --etcd-compaction-interval (0: its default, 5m)")
 	flag.DurationVar(&s.interval, "interval", 10*time.Second, "interval of ours in poll mode")
 	flag.IntVar(&s.workers, "workers", 32, "parallel clients creating Events (no client-side rate limit)")
 	flag.BoolVar(&s.baseline, "baseline", true, "also measure kube-apiserver's CPU for the -new creations with no collector running")
