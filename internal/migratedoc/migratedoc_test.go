@@ -73,9 +73,9 @@ func TestParse(t *testing.T) {
 		"two in contrib": "| `a`, `b` | record | `a` | record | x |",
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Parse("<!-- table: keys -->\n|a|b|c|\n|-|-|-|\n| `x` | `x` | y |\n\n<!-- table: attributes -->\n|a|b|c|d|e|\n|-|-|-|-|-|\n" + bad +
+			_, perr := Parse("<!-- table: keys -->\n|a|b|c|\n|-|-|-|\n| `x` | `x` | y |\n\n<!-- table: attributes -->\n|a|b|c|d|e|\n|-|-|-|-|-|\n" + bad +
 				"\n\n## LogQL before and after\n\n### Q\n```logql\na\n```\n```logql\nb\n```\n\n## Next\n\n" + objectsPart)
-			assert.Error(t, err)
+			assert.Error(t, perr)
 		})
 	}
 	for name, bad := range map[string]string{
@@ -84,9 +84,9 @@ func TestParse(t *testing.T) {
 		"no place":            "| `object.reason` | | `k8s.event.reason` | record | x |",
 	} {
 		t.Run("objects: "+name, func(t *testing.T) {
-			_, err := Parse(k8sEventsPart + "<!-- table: objects-keys -->\n|a|b|c|\n|-|-|-|\n| `x` | `x` | y |\n\n" +
+			_, perr := Parse(k8sEventsPart + "<!-- table: objects-keys -->\n|a|b|c|\n|-|-|-|\n| `x` | `x` | y |\n\n" +
 				"<!-- table: objects-fields -->\n|a|b|c|d|e|\n|-|-|-|-|-|\n" + bad + "\n\n## LogQL before and after, from `k8sobjects`\n\n### Q\n```logql\na\n```\n```logql\nb\n```\n")
-			assert.Error(t, err)
+			assert.Error(t, perr)
 		})
 	}
 	_, err = Parse(k8sEventsPart)

@@ -74,11 +74,15 @@ func gitCommit() string {
 func (r *report) write(w *strings.Builder) {
 	s := r.s
 	fmt.Fprintf(w, "\n    %s\n\n", s.command)
+	peers := ""
+	if _, p := r.split(); len(p) > 0 {
+		peers = fmt.Sprintf("; the peers are collector-contrib's `k8s_events` and `k8sobjects` receivers %s built by ocb %s (tools/peer)",
+			peerVersion, peerVersion)
+	}
 	fmt.Fprintf(w, "Run on %s: %d cores (`nproc`), CPU \"%s\" (/proc/cpuinfo), Linux %s, %s; "+
-		"load average at the start %s (the machine is shared). Ours at commit %s; the peers are collector-contrib's "+
-		"`k8s_events` and `k8sobjects` receivers %s built by ocb %s (tools/peer). One run took %s.\n\n",
+		"load average at the start %s (the machine is shared). Ours at commit %s%s. One run took %s.\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 MST"), r.machine.cpus, r.machine.model, r.machine.kernel, r.machine.goVer,
-		r.machine.loadavg, r.commit, peerVersion, peerVersion, r.total.Round(time.Second))
+		r.machine.loadavg, r.commit, peers, r.total.Round(time.Second))
 	compaction := "its default, 5m"
 	if s.compaction > 0 {
 		compaction = s.compaction.String()

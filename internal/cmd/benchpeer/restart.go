@@ -90,14 +90,14 @@ func (b *bench) measureRestart(ctx context.Context, vr *variantRun, k stopKind) 
 	}
 	b.logger.Printf("%s: created %d Events while it was stopped", v.name, b.s.down)
 	if k.compact {
-		if err := b.compact(ctx, stopRV); err != nil {
+		if err = b.compact(ctx, stopRV); err != nil {
 			return r, err
 		}
 		b.logger.Printf("%s: etcd compacted past revision %s; restarting kube-apiserver", v.name, stopRV)
-		if err := b.cp.StopAPIServer(); err != nil {
+		if err = b.cp.StopAPIServer(); err != nil {
 			return r, err
 		}
-		if err := b.cp.StartAPIServer(ctx); err != nil {
+		if err = b.cp.StartAPIServer(ctx); err != nil {
 			return r, err
 		}
 	}
@@ -217,8 +217,12 @@ func (b *bench) compact(ctx context.Context, old string) error {
 	_, err = b.client.CoreV1().Events(benchNamespace).List(ctx, metav1.ListOptions{
 		ResourceVersion: old, ResourceVersionMatch: metav1.ResourceVersionMatchExact, Limit: 1,
 	})
-	if !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-		return fmt.Errorf("compacted etcd to revision %s, but a list at revision %s was not refused with 410 Gone (error: %v)", rev, old, err)
+	switch {
+	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("compacted etcd to revision %s, then a list at revision %s: %w (want 410 Gone)", rev, old, err)
+	default:
+		return fmt.Errorf("compacted etcd to revision %s, but a list at revision %s still succeeds", rev, old)
 	}
-	return nil
 }
