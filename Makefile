@@ -85,8 +85,8 @@ test-deps: $(TEST_DEPS)
 
 ## test: unit tests, then the end-to-end tests against the real control plane
 ## (with a real node when run as root: see mk/node.mk), the real collector
-## binary and image, contrib's k8s_events collector (the migration guide's
-## before-and-after queries), helm (the chart's lint, template, install,
+## binary and image, contrib's collector v0.152.0 with k8s_events and
+## k8sobjects (the migration guide's before-and-after queries), helm (the chart's lint, template, install,
 ## upgrade and uninstall), and Loki, Prometheus and Alertmanager (the shipped
 ## alert rules, end to end).
 test:

@@ -167,7 +167,7 @@ func TestAlerts(t *testing.T) {
 		Flags:  doc.prometheusFlags(t),
 	})
 	col := collectortest.Start(t, shippedConfig(t),
-		"KUBECONFIG="+clusterReaderKubeconfig(t, cp, modePoll, ownersRules...), "K8SEVENTS_AUTH_TYPE=kubeConfig", "CLUSTER_NAME=e2e",
+		"KUBECONFIG="+clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...), "K8SEVENTS_AUTH_TYPE=kubeConfig", "CLUSTER_NAME=e2e",
 		"LOKI_OTLP_ENDPOINT="+loki.OTLPEndpoint(), "STORAGE_DIR="+t.TempDir(),
 		fmt.Sprintf("HEALTH_CHECK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 		"PROMETHEUS_ENDPOINT="+promEndpoint)

@@ -24,11 +24,11 @@ import (
 )
 
 // The clusters of TestDashboardQueries: two collectors read one control
-// plane, the shipped configuration as it is (poll mode) and the same in
-// watch mode, under different cluster names.
+// plane, the shipped configuration as it is (watch mode) and the same in
+// poll mode, under different cluster names.
 const (
-	dashCluster      = "my-cluster"
-	dashWatchCluster = "my-cluster-watch"
+	dashCluster     = "my-cluster"
+	dashPollCluster = "my-cluster-poll"
 )
 
 // dashEvent is an Event that TestDashboardQueries creates, as a kubelet or
@@ -48,8 +48,8 @@ type dashEvent struct {
 // Grafana substitutes them, against a real Prometheus and a real Loki, and
 // the README's PromQL and the receiver README's LogQL too (see
 // queryRunners). Both are fed by collectors running otelcol-config.yaml as
-// shipped (the cluster my-cluster), and the same in watch mode (the cluster
-// my-cluster-watch) for the watch restarts, reading one control plane whose
+// shipped (the cluster my-cluster, in watch mode), and the same in poll mode
+// (the cluster my-cluster-poll) for a poll's errors, reading one control plane whose
 // controllers make real Events; the test creates the Events a kubelet or
 // node-problem-detector would send, and stops the API server once for the
 // collectors' errors and restarts. Each answer is compared with the records
@@ -83,8 +83,8 @@ func TestDashboardQueries(t *testing.T) {
 	poll, watch := newDashCollector(t), newDashCollector(t)
 	targets := []string{poll.events, poll.metrics, watch.events, watch.metrics}
 	prom := promtest.Start(t, promtest.Options{Targets: targets, Flags: []string{"--enable-feature=created-timestamp-zero-ingestion"}})
-	poll.start(t, root, dashCluster, kubeconfig, loki)
-	watch.start(t, root, dashWatchCluster, kubeconfig, loki, "--config", "yaml:receivers::k8sevents::mode: watch")
+	watch.start(t, root, dashCluster, kubeconfig, loki)
+	poll.start(t, root, dashPollCluster, kubeconfig, loki, "--config", "yaml:receivers::k8sevents::mode: poll")
 	waitForProm(t, prom, fmt.Sprintf(`count(up == 1) == %d`, len(targets)))
 	from := time.Now().Add(-time.Minute)
 	ctx := context.Background()
@@ -108,7 +108,7 @@ func TestDashboardQueries(t *testing.T) {
 			createDashEvent(t, c, e)
 		}
 		created = append(created, events...)
-		for _, cluster := range []string{dashCluster, dashWatchCluster} {
+		for _, cluster := range []string{dashCluster, dashPollCluster} {
 			waitForLoki(t, loki, fmt.Sprintf(`{k8s_cluster_name=%q} | k8s_event_source_component=%q`, cluster, testSource), from, len(created))
 		}
 	}
@@ -131,13 +131,13 @@ func TestDashboardQueries(t *testing.T) {
 	if err := cp.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
-	waitForProm(t, prom, fmt.Sprintf(`otelcol_receiver_k8sevents_errors{k8s_cluster_name=%q, kind="list"} > 0`, dashCluster))
+	waitForProm(t, prom, fmt.Sprintf(`otelcol_receiver_k8sevents_errors{k8s_cluster_name=%q, kind="list"} > 0`, dashPollCluster))
 	if err := cp.StartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitForProm(t, prom, fmt.Sprintf(`otelcol_receiver_k8sevents_watch_restarts{k8s_cluster_name=%q, cause="error"} > 0`, dashWatchCluster))
+	waitForProm(t, prom, fmt.Sprintf(`otelcol_receiver_k8sevents_watch_restarts{k8s_cluster_name=%q, cause="error"} > 0`, dashCluster))
 	round(oom(2), backOff("crashy-0", 2))
-	for _, cluster := range []string{dashCluster, dashWatchCluster} {
+	for _, cluster := range []string{dashCluster, dashPollCluster} {
 		for _, reason := range []string{"ScalingReplicaSet", "SuccessfulCreate", "RegisteredNode", "Scheduled", "FailedScheduling", "NodeNotReady"} {
 			waitForLoki(t, loki, fmt.Sprintf(`{k8s_cluster_name=%q} | k8s_event_reason=%q`, cluster, reason), from, 1)
 		}
@@ -147,7 +147,7 @@ func TestDashboardQueries(t *testing.T) {
 	selections := []dashSelection{
 		{name: "my-cluster, all namespaces", vars: map[string][]string{"cluster": {dashCluster}, "namespace": {allValue}}},
 		{name: "my-cluster, shop", vars: map[string][]string{"cluster": {dashCluster}, "namespace": {"shop"}}},
-		{name: "my-cluster-watch, shop and payments", vars: map[string][]string{"cluster": {dashWatchCluster}, "namespace": {"shop", "payments"}}},
+		{name: "my-cluster-poll, shop and payments", vars: map[string][]string{"cluster": {dashPollCluster}, "namespace": {"shop", "payments"}}},
 		{name: "all clusters, all namespaces", vars: map[string][]string{"cluster": {allValue}, "namespace": {allValue}}},
 	}
 	checks := dashboardChecks(created, from)
@@ -399,7 +399,7 @@ func (s dashSelection) records(tr dashTruth, keep func(dashRecord) bool) []dashR
 // clusters returns the clusters the selection shows.
 func (s dashSelection) clusters() []string {
 	var out []string
-	for _, c := range []string{dashCluster, dashWatchCluster} {
+	for _, c := range []string{dashCluster, dashPollCluster} {
 		if s.picks("cluster", c) {
 			out = append(out, c)
 		}
@@ -541,7 +541,7 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 	alerts := func(r dashRecord) bool { return r.rule != "" }
 	return map[string]dashCheck{
 		"variable cluster": func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
-			if want := []string{dashCluster, dashWatchCluster}; !slices.Equal(res.values, want) {
+			if want := []string{dashCluster, dashPollCluster}; !slices.Equal(res.values, want) {
 				t.Errorf("clusters %v, want %v", res.values, want)
 			}
 			return true
@@ -647,18 +647,18 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 			// watch ended. Back, the server may refuse requests until its
 			// authorizer has read the RBAC rules (forbidden), and the
 			// watch may list again. Loki was there: nothing refused.
-			want := map[string][]string{dashCluster: {"consume", "forbidden", "list", "timeout"}, dashWatchCluster: {"consume", "forbidden", "list", "timeout", "watch"}}
+			want := map[string][]string{dashPollCluster: {"consume", "forbidden", "list", "timeout"}, dashCluster: {"consume", "forbidden", "list", "timeout", "watch"}}
 			checkFailures(t, sel, res.series, "kind", want,
-				map[string][]string{dashCluster: {"list"}, dashWatchCluster: {"watch"}},
-				map[string][]string{dashCluster: {"forbidden", "timeout"}, dashWatchCluster: {"forbidden", "list", "timeout"}})
+				map[string][]string{dashPollCluster: {"list"}, dashCluster: {"watch"}},
+				map[string][]string{dashPollCluster: {"forbidden", "timeout"}, dashCluster: {"forbidden", "list", "timeout"}})
 			return true
 		},
 		`panel "Errors and watch restarts" target B`: func(t *testing.T, sel dashSelection, res targetResult, _ dashTruth) bool {
 			// Only the collector in watch mode watches.
-			want := map[string][]string{dashWatchCluster: {"error", "gone", "refused", "stall", "timeout"}}
+			want := map[string][]string{dashCluster: {"error", "gone", "refused", "stall", "timeout"}}
 			checkFailures(t, sel, res.series, "cause", want,
-				map[string][]string{dashWatchCluster: {"error"}}, map[string][]string{dashWatchCluster: {"gone"}})
-			return sel.picks("cluster", dashWatchCluster)
+				map[string][]string{dashCluster: {"error"}}, map[string][]string{dashCluster: {"gone"}})
+			return sel.picks("cluster", dashCluster)
 		},
 		// README.md: FailedScheduling in the last 5 minutes, per namespace.
 		// Prometheus counts when it scrapes, Loki files a record under the
@@ -689,11 +689,11 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 		// receiver/k8sevents/README.md: the series it names, one per
 		// collector that counts them, as Prometheus stores them.
 		`otelcol_receiver_k8sevents_errors{kind="timeout"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
-			checkSeriesOf(t, res.samples, dashCluster, dashWatchCluster)
+			checkSeriesOf(t, res.samples, dashPollCluster, dashCluster)
 			return true
 		},
 		`otelcol_receiver_k8sevents_watch_restarts{cause="stall"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
-			checkSeriesOf(t, res.samples, dashWatchCluster)
+			checkSeriesOf(t, res.samples, dashCluster)
 			for _, s := range res.samples {
 				if s.Value != 0 {
 					t.Errorf("%v: %v stalled watches, want 0", s.Labels, s.Value)

@@ -90,8 +90,8 @@ func TestExampleConfigsValidate(t *testing.T) {
 			if !ok {
 				continue // a Kubernetes manifest or a Loki setting
 			}
-			if contribConfig(s.text) {
-				continue // contrib's k8s_events, for TestMigrationQueries to run with the peer
+			if contribReceiver(s.text) != "" {
+				continue // contrib's k8s_events or k8sobjects, for TestMigrationQueries to run with the peer
 			}
 			validated++
 			t.Run(fmt.Sprintf("%s:%d", doc, s.line), func(t *testing.T) {
@@ -178,17 +178,21 @@ func TestValidateRejectsBadRules(t *testing.T) {
 	}
 }
 
-// contribConfig reports whether a YAML example configures contrib's
-// k8s_events receiver (the migration guide's "before").
-func contribConfig(text string) bool {
+// contribReceiver returns the contrib receiver a YAML example configures
+// (k8s_events or k8sobjects, the migration guide's "before"), or "".
+func contribReceiver(text string) string {
 	var m struct {
 		Receivers map[string]any `json:"receivers"`
 	}
 	if yaml.Unmarshal([]byte(text), &m) != nil {
-		return false
+		return ""
 	}
-	_, ok := m.Receivers["k8s_events"]
-	return ok
+	for _, r := range []string{"k8s_events", "k8sobjects", "k8s_objects"} {
+		if _, ok := m.Receivers[r]; ok {
+			return r
+		}
+	}
+	return ""
 }
 
 type snippet struct {

@@ -328,8 +328,9 @@ var queryRunners = []queryRunner{
 		},
 	},
 	{
-		// The guide's before-and-after pairs against contrib's lines and
-		// ours; contribStream is the stream of contrib's lines.
+		// The guide's before-and-after pairs, for k8s_events and for
+		// k8sobjects, against each peer's lines and ours; unknownStream is
+		// the stream of both peers' lines.
 		test:  "TestMigrationQueries",
 		calls: "migratedoc.Read()",
 		own: func(string) ([]string, error) {
@@ -337,8 +338,8 @@ var queryRunners = []queryRunner{
 			if err != nil {
 				return nil, err
 			}
-			out := []string{contribStream}
-			for _, q := range doc.Queries {
+			out := []string{unknownStream}
+			for _, q := range slices.Concat(doc.Queries, doc.ObjectsQueries) {
 				out = append(out, q.Before, q.After)
 			}
 			return out, nil

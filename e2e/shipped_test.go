@@ -88,8 +88,8 @@ func TestShippedConfig(t *testing.T) {
 	ctx := context.Background()
 	const ns = "shop"
 	createNamespaces(t, c, ns)
-	// The shipped configuration has extract: owners.
-	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll, ownersRules...)
+	// The shipped configuration watches, with extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 
 	promEndpoint := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
@@ -119,8 +119,8 @@ func TestShippedConfig(t *testing.T) {
 		backOffMessage = "Back-off restarting failed container app in pod crashy-%d"
 		failedMessage  = "Failed to pull image \"registry.example/app:1.%d\": Error: ErrImagePull"
 	)
-	// In two rounds, read by different polls: the count of a series must
-	// add up across pages.
+	// In two rounds, read in different batches: the count of a series must
+	// add up across them.
 	created := map[string]int{}
 	round := func(oom, backOff, failed int) {
 		createWarnings(t, c, "default", "Node", "node-1", "OOMKilling", oomMessage, created["OOMKilling"], oom)

@@ -84,8 +84,8 @@ func TestWorkstationCommand(t *testing.T) {
 	c := fastClient(t, cp)
 	namespaces := []string{"shop", "payments", "ci"}
 	createNamespaces(t, c, namespaces...)
-	// The shipped configuration has extract: owners.
-	kubeconfig := clusterReaderKubeconfig(t, cp, modePoll, ownersRules...)
+	// The shipped configuration watches, with extract: owners.
+	kubeconfig := clusterReaderKubeconfig(t, cp, modeWatch, ownersRules...)
 	loki := lokitest.Start(t, lokitest.Options{})
 
 	home := t.TempDir()

@@ -1,12 +1,12 @@
 // Package migratedoc reads the tables of docs/migrate-from-contrib.md, so
 // that tests hold the guide's claims against the receiver's code
-// (receiver/k8sevents) and against contrib's receiver (e2e). The document is
-// the source: a table is the Markdown table after a line
-// `<!-- table: NAME -->`, and names are the `code spans` of a cell.
+// (receiver/k8sevents) and against contrib's receivers, k8s_events and
+// k8sobjects (e2e). The document is the source: a table is the Markdown
+// table after a line `<!-- table: NAME -->`, and names are the `code spans`
+// of a cell.
 package migratedoc
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,10 +19,14 @@ import (
 // Path is the guide, relative to the module root.
 const Path = "docs/migrate-from-contrib.md"
 
-// Where an attribute is: on the resource or on the log record.
+// Where an attribute or field is: on the resource, on the log record (an
+// attribute), in the record's body (a field of the map k8sobjects sends), or
+// a field of the record itself (timestamp, severity).
 const (
 	OnResource = "resource"
 	OnRecord   = "record"
+	OnBody     = "body"
+	OnField    = "field"
 )
 
 // Attribute is one row of the attributes table.
@@ -45,6 +49,20 @@ type Key struct {
 	Ours []string
 }
 
+// Field is one row of the k8sobjects table: what a k8sobjects record
+// carries (body fields such as `object.reason`, attributes) and what ours
+// carries instead.
+type Field struct {
+	// Objects are k8sobjects' names, ObjectsOn where they are (OnBody,
+	// OnRecord, OnResource).
+	Objects   []string
+	ObjectsOn string
+	// Ours are this receiver's, "" when it has none; OursOn where they are
+	// (OnResource, OnRecord, OnBody, OnField).
+	Ours   []string
+	OursOn string
+}
+
 // Query is a LogQL query for contrib's lines and the one for ours that
 // finds the same Events.
 type Query struct {
@@ -54,12 +72,25 @@ type Query struct {
 
 // Doc is what the guide says, read from its tables and LogQL pairs.
 type Doc struct {
+	// From k8s_events: configuration keys, attributes and LogQL pairs.
 	Keys       []Key
 	Attributes []Attribute
 	Queries    []Query
+	// From k8sobjects (the Helm chart's kubernetesEvents preset): keys
+	// (Key.Contrib may hold several, such as `objects[].mode`), fields and
+	// LogQL pairs.
+	ObjectsKeys    []Key
+	ObjectsFields  []Field
+	ObjectsQueries []Query
 	// Text is the whole document.
 	Text string
 }
+
+// The sections of LogQL pairs.
+const (
+	queriesSection        = "LogQL before and after"
+	objectsQueriesSection = "LogQL before and after, from `k8sobjects`"
+)
 
 // Read reads the guide at the module root.
 func Read() (*Doc, error) {
@@ -104,15 +135,22 @@ func one(cell string) (string, error) {
 	}
 }
 
-func place(cell string, needed bool) (string, error) {
+// place reads a cell saying where an attribute is: one of allowed, or
+// empty when not needed.
+func place(cell string, needed bool, allowed ...string) (string, error) {
 	p := strings.TrimSpace(cell)
 	if p == "" && !needed {
 		return "", nil
 	}
-	if p != OnResource && p != OnRecord {
-		return "", fmt.Errorf("%q: want %s or %s", cell, OnResource, OnRecord)
+	if len(allowed) == 0 {
+		allowed = []string{OnResource, OnRecord}
 	}
-	return p, nil
+	for _, a := range allowed {
+		if p == a {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q: want one of %s", cell, strings.Join(allowed, ", "))
 }
 
 // Parse reads the guide's text.
@@ -151,10 +189,47 @@ func Parse(text string) (*Doc, error) {
 		}
 		d.Attributes = append(d.Attributes, a)
 	}
-	if d.Queries, err = queries(text); err != nil {
+	if d.Queries, err = queries(text, queriesSection); err != nil {
+		return nil, err
+	}
+	if err := d.parseObjects(text); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// parseObjects reads the part for users of k8sobjects.
+func (d *Doc) parseObjects(text string) error {
+	keys, err := table(text, "objects-keys", 3)
+	if err != nil {
+		return err
+	}
+	for _, r := range keys {
+		k := Key{Contrib: strings.Join(names(r[0]), ", "), Ours: names(r[1])}
+		if k.Contrib == "" && len(k.Ours) == 0 {
+			return fmt.Errorf("objects-keys: row %q names no key", r)
+		}
+		d.ObjectsKeys = append(d.ObjectsKeys, k)
+	}
+	fields, err := table(text, "objects-fields", 5)
+	if err != nil {
+		return err
+	}
+	for _, r := range fields {
+		f := Field{Objects: names(r[0]), Ours: names(r[2])}
+		if len(f.Objects) == 0 {
+			return fmt.Errorf("objects-fields: row %q names no field of k8sobjects", r)
+		}
+		if f.ObjectsOn, err = place(r[1], true, OnBody, OnRecord, OnResource); err != nil {
+			return fmt.Errorf("objects-fields: %v: %w", f.Objects, err)
+		}
+		if f.OursOn, err = place(r[3], len(f.Ours) > 0, OnResource, OnRecord, OnBody, OnField); err != nil {
+			return fmt.Errorf("objects-fields: %v: %w", f.Ours, err)
+		}
+		d.ObjectsFields = append(d.ObjectsFields, f)
+	}
+	d.ObjectsQueries, err = queries(text, objectsQueriesSection)
+	return err
 }
 
 // table returns the cells of the rows (after the header and the
@@ -188,11 +263,11 @@ func table(text, name string, cols int) ([][]string, error) {
 }
 
 // queries returns the pairs of ```logql blocks under each ### heading of
-// the section "## LogQL before and after".
-func queries(text string) ([]Query, error) {
-	_, section, ok := strings.Cut(text, "\n## LogQL before and after\n")
+// the section "## <name>".
+func queries(text, name string) ([]Query, error) {
+	_, section, ok := strings.Cut(text, "\n## "+name+"\n")
 	if !ok {
-		return nil, errors.New("no section \"LogQL before and after\" in the migration guide")
+		return nil, fmt.Errorf("no section %q in the migration guide", name)
 	}
 	if end := strings.Index(section, "\n## "); end >= 0 {
 		section = section[:end]
@@ -238,7 +313,7 @@ func queries(text string) ([]Query, error) {
 		return nil, err
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no pair of logql blocks in \"LogQL before and after\"")
+		return nil, fmt.Errorf("no pair of logql blocks in %q", name)
 	}
 	return out, nil
 }

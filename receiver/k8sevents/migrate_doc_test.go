@@ -103,9 +103,31 @@ func TestMigrationGuideAttributes(t *testing.T) {
 		len(emitted[migratedoc.OnResource]), len(emitted[migratedoc.OnRecord]), len(doc.Attributes))
 }
 
-// TestMigrationGuideKeys holds the configuration table of the guide
-// against Config: each key it names for this receiver is one, and each of
-// Config's keys is in the table.
+// TestMigrationGuideObjectsFields holds the k8sobjects table of the guide
+// against the conversion: every attribute the guide names for this receiver
+// in place of a k8sobjects field is on converted records, where the guide
+// says.
+func TestMigrationGuideObjectsFields(t *testing.T) {
+	doc, err := migratedoc.Read()
+	require.NoError(t, err)
+	emitted := emittedAttributes(t)
+	n := 0
+	for _, f := range doc.ObjectsFields {
+		if f.OursOn != migratedoc.OnResource && f.OursOn != migratedoc.OnRecord {
+			continue // the body, a field of the record, or nothing
+		}
+		for _, name := range f.Ours {
+			n++
+			assert.True(t, emitted[f.OursOn][name], "for k8sobjects' %v the guide has %s on the %s; converted records have it on the resource: %v, on the record: %v",
+				f.Objects, name, f.OursOn, emitted[migratedoc.OnResource][name], emitted[migratedoc.OnRecord][name])
+		}
+	}
+	assert.Greater(t, n, 10, "the k8sobjects table names few attributes of ours")
+}
+
+// TestMigrationGuideKeys holds the configuration tables of the guide
+// against Config: each key they name for this receiver is one, and each of
+// Config's keys is in the k8s_events table.
 func TestMigrationGuideKeys(t *testing.T) {
 	doc, err := migratedoc.Read()
 	require.NoError(t, err)
@@ -125,5 +147,10 @@ func TestMigrationGuideKeys(t *testing.T) {
 	}
 	for k := range keys {
 		assert.True(t, documented[k], "the receiver's key %q is not in the guide's table", k)
+	}
+	for _, k := range doc.ObjectsKeys {
+		for _, name := range k.Ours {
+			assert.True(t, keys[name], "the guide's k8sobjects table names %q, which is no key of the receiver", name)
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +51,9 @@ type bench struct {
 
 func newBench(ctx context.Context, logger *log.Logger, s settings, work string) (*bench, error) {
 	logger.Printf("starting etcd and kube-apiserver from %s", s.kubeBin)
-	cp, err := kubetest.Start(ctx, kubetest.Options{BinDir: s.kubeBin, Dir: filepath.Join(work, "cluster")})
+	cp, err := kubetest.Start(ctx, kubetest.Options{
+		BinDir: s.kubeBin, Dir: filepath.Join(work, "cluster"), EtcdCompactionInterval: s.compaction,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -134,173 +136,266 @@ func (b *bench) cleanUp(ctx context.Context) error {
 
 // result is what one variant measured.
 type result struct {
-	variant string
-	id      identity
+	v  variant
+	id identity
 
-	ready       time.Duration // collector start to its first marker delivered
+	startup startup
+
 	createTook  time.Duration // first to last paced creation
 	window      time.Duration // collector start to the last paced Event delivered (seen by the bench)
 	colCPUStart time.Duration // collector CPU, start to ready
 	colCPURun   time.Duration // collector CPU, ready to the last paced Event delivered
 	apiCPUStart time.Duration
 	apiCPURun   time.Duration
-	// gets are kube-apiserver's GETs of Pods and ReplicaSets, start to the
-	// last paced Event delivered: the owners variant's lookups.
-	gets    map[string]int
-	peakRSS int64 // bytes, VmHWM before the graceful stop
+	peakRSS     int64 // bytes, VmHWM after the paced Events
+	// gets are kube-apiserver's GETs of Pods and ReplicaSets, from the start
+	// to the last paced Event delivered: the owners variant's lookups.
+	gets map[string]float64
 
 	run delivery // the paced Events
 
-	stopErr      error    // the graceful stop's exit status
-	down         delivery // the Events created while it was stopped
-	downWindow   time.Duration
-	repeatedRest int // records of earlier Events delivered again after the restart
+	restarts   []restart
+	unreadable int // records the bench could not match to an Event
 }
 
+// startup is what a collector cost in its first s.startup (a minute by
+// default) with the stored Events there.
+type startup struct {
+	ready time.Duration // start to its first marker delivered
+	// CPU time from the start to the first marker delivered: the initial
+	// sync.
+	colCPUReady, apiCPUReady time.Duration
+
+	window  time.Duration // start to the reading: s.startup, or ready when later
+	apiCPU  time.Duration
+	api     apiTraffic
+	colCPU  time.Duration
+	peakRSS int64
+}
+
+// variantRun is one variant's collector, across its restarts.
+type variantRun struct {
+	v       variant
+	cfg     string
+	logPath string
+	env     string
+	arr     *arrivals
+	c       *collector
+	starts  int // processes started, which numbers the markers
+}
+
+// start starts the variant's collector and waits until it delivers a marker
+// Event; it returns when that arrived.
+func (b *bench) start(ctx context.Context, vr *variantRun) (time.Time, error) {
+	offset := 0
+	if vr.c != nil {
+		offset = len(vr.c.Output())
+	}
+	c, err := startCollector(vr.v.binary(b.s), vr.cfg, vr.logPath, vr.env)
+	if err != nil {
+		return time.Time{}, err
+	}
+	vr.c = c
+	vr.starts++
+	return b.waitReady(ctx, c, vr.arr, offset, vr.markerPrefix())
+}
+
+func (vr *variantRun) markerPrefix() string { return vr.v.name + "-marker-" + strconv.Itoa(vr.starts) }
+
 // runVariant measures variant v; see the package comment.
-func (b *bench) runVariant(ctx context.Context, v string) (result, error) {
-	res := result{variant: v, id: identity{withRV: v != variantPeer}}
-	dir := filepath.Join(b.work, v)
+func (b *bench) runVariant(ctx context.Context, v variant) (result, error) {
+	res := result{v: v, id: identityOf(v.read)}
+	dir := filepath.Join(b.work, v.name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
-	sink := otlpsink.New(func(otlpsink.Record) bool { return true })
+	vr := &variantRun{v: v, logPath: filepath.Join(dir, "collector.log"), env: "KUBECONFIG=" + b.cp.Kubeconfig(), arr: newArrivals(v.read)}
+	sink := otlpsink.New(vr.arr.keep)
 	defer sink.Close()
-	cfg, err := writeConfig(dir, v, b.s, sink.Endpoint())
-	if err != nil {
+	var err error
+	if vr.cfg, err = writeConfig(dir, v, b.s, sink.Endpoint()); err != nil {
 		return res, fmt.Errorf("write config: %w", err)
 	}
-	logPath := filepath.Join(dir, "collector.log")
-	env := "KUBECONFIG=" + b.cp.Kubeconfig()
+	defer func() {
+		if vr.c != nil {
+			vr.c.Kill()
+		}
+	}()
 
-	// Start, and wait for the initial sync.
+	traffic0, err := readAPITraffic(ctx, b.client)
+	if err != nil {
+		return res, err
+	}
+	// Start with the stored Events there, and wait for the initial sync.
+	b.logger.Printf("%s: starting %s", v.name, filepath.Base(v.binary(b.s)))
+	if res.startup, err = b.measureStartup(ctx, vr); err != nil {
+		return res, err
+	}
+	b.logger.Printf("%s: delivered a new Event %s after start; first %s: kube-apiserver CPU %s, %s LIST (%s), peak RSS %s",
+		v.name, res.startup.ready.Round(100*time.Millisecond), res.startup.window.Round(time.Second), secs(res.startup.apiCPU),
+		num(int(res.startup.api.requests["LIST"])), bytesText(res.startup.api.listBytes), mib(res.startup.peakRSS))
+
+	if err = b.measureRun(ctx, vr, &res); err != nil {
+		return res, err
+	}
+	traffic1, err := readAPITraffic(ctx, b.client)
+	if err != nil {
+		return res, err
+	}
+	res.gets = traffic1.sub(traffic0).gets
+
+	for _, k := range stopKinds {
+		r, err := b.measureRestart(ctx, vr, k)
+		if err != nil {
+			return res, fmt.Errorf("restart after %s: %w", k.what, err)
+		}
+		res.restarts = append(res.restarts, r)
+	}
+	if err := vr.c.Stop(stopTimeout); err != nil {
+		b.logger.Printf("%s: last stop: %v", v.name, err)
+	}
+	vr.arr.mu.Lock()
+	res.unreadable = vr.arr.unreadable
+	vr.arr.mu.Unlock()
+	return res, b.cleanUp(ctx)
+}
+
+// measureStartup starts the collector and reads what it cost in its first
+// s.startup (or until it delivered its first marker, when that is later).
+func (b *bench) measureStartup(ctx context.Context, vr *variantRun) (startup, error) {
+	var st startup
 	api0, err := b.apiServerCPU()
 	if err != nil {
-		return res, err
+		return st, err
 	}
-	gets0, err := b.lookupRequests(ctx)
+	traffic0, err := readAPITraffic(ctx, b.client)
 	if err != nil {
-		return res, err
+		return st, err
 	}
-	b.logger.Printf("%s: starting %s", v, filepath.Base(binaryOf(v, b.s)))
-	c, err := startCollector(binaryOf(v, b.s), cfg, logPath, env)
+	readyAt, err := b.start(ctx, vr)
 	if err != nil {
-		return res, err
+		return st, err
 	}
-	defer c.Kill()
-	readyAt, err := b.waitReady(ctx, c, sink, 0, v+"-marker-a")
-	if err != nil {
-		return res, err
-	}
-	res.ready = readyAt.Sub(c.started)
-	colReady, err := cpuTime(c.PID())
-	if err != nil {
-		return res, err
+	st.ready = readyAt.Sub(vr.c.started)
+	if st.colCPUReady, err = cpuTime(vr.c.PID()); err != nil {
+		return st, err
 	}
 	apiReady, err := b.apiServerCPU()
 	if err != nil {
-		return res, err
+		return st, err
 	}
-	res.colCPUStart, res.apiCPUStart = colReady, apiReady-api0
-	b.logger.Printf("%s: delivering new Events %s after start; creating %d Events at %.0f/s", v, res.ready.Round(100*time.Millisecond), b.s.fresh, b.s.rate)
+	st.apiCPUReady = apiReady - api0
+	select {
+	case <-time.After(time.Until(vr.c.started.Add(b.s.startup))):
+	case <-ctx.Done():
+		return st, ctx.Err()
+	}
+	st.window = time.Since(vr.c.started)
+	api1, err := b.apiServerCPU()
+	if err != nil {
+		return st, err
+	}
+	traffic1, err := readAPITraffic(ctx, b.client)
+	if err != nil {
+		return st, err
+	}
+	st.apiCPU, st.api = api1-api0, traffic1.sub(traffic0)
+	if st.colCPU, err = cpuTime(vr.c.PID()); err != nil {
+		return st, err
+	}
+	if st.peakRSS, err = peakRSS(vr.c.PID()); err != nil {
+		return st, err
+	}
+	return st, nil
+}
 
-	// The paced Events.
-	runPrefix := v + "-run"
+// measureRun creates the paced Events while the collector runs and measures
+// how they arrive and what that costs.
+func (b *bench) measureRun(ctx context.Context, vr *variantRun, res *result) error {
+	v, c := vr.v, vr.c
+	colStart, err := cpuTime(c.PID())
+	if err != nil {
+		return err
+	}
+	apiStart, err := b.apiServerCPU()
+	if err != nil {
+		return err
+	}
+	// The window is the initial sync (start to the first marker) and the
+	// paced Events; the rest of the startup phase is left out.
+	res.colCPUStart, res.apiCPUStart = res.startup.colCPUReady, res.startup.apiCPUReady
+	b.logger.Printf("%s: creating %d Events at %.0f/s", v.name, b.s.fresh, b.s.rate)
+
+	runPrefix := v.name + "-run"
 	arrived := make(chan arrival, 1)
 	waitCtx, stopWait := context.WithCancel(ctx)
 	defer stopWait()
 	createdAll := make(chan []created, 1)
 	quiet := max(3*b.s.interval, 30*time.Second)
-	go func() { arrived <- waitArrivals(waitCtx, sink, createdAll, runPrefix, res.id, quiet) }()
+	runStart := time.Now()
+	go func() { arrived <- waitArrivals(waitCtx, vr.arr, createdAll, runPrefix, res.id, quiet) }()
 	runs, took, err := createEvents(ctx, b.client, creation{prefix: runPrefix, phase: phaseRun, n: b.s.fresh, workers: b.s.workers, rate: b.s.rate, pods: b.pods})
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.createTook = took
 	createdAll <- runs
 	a := <-arrived
 	if a.err != nil {
-		return res, a.err
+		return a.err
 	}
 	colEnd, err := cpuTime(c.PID())
 	if err != nil {
-		return res, err
+		return err
 	}
 	apiEnd, err := b.apiServerCPU()
 	if err != nil {
-		return res, err
+		return err
 	}
-	gets1, err := b.lookupRequests(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.gets = map[string]int{}
-	for r, n := range gets1 {
-		res.gets[r] = n - gets0[r]
-	}
-	// The window ends when the bench saw the last paced Event (within 100 ms
-	// of its arrival), or gave up waiting.
-	res.window = time.Since(c.started)
-	res.colCPURun, res.apiCPURun = colEnd-colReady, apiEnd-apiReady
+	// The window: to the ready marker, then from the first paced creation
+	// to when the bench saw the last paced Event (within 100 ms of its
+	// arrival), or gave up waiting.
+	res.window = res.startup.ready + time.Since(runStart)
+	res.colCPURun, res.apiCPURun = colEnd-colStart, apiEnd-apiStart
 	if !a.all {
-		b.logger.Printf("%s: not every Event arrived; gave up waiting %s after the last arrival", v, a.quiet)
+		b.logger.Printf("%s: not every Event arrived; gave up waiting %s after the last arrival", v.name, a.quiet)
 	}
 	time.Sleep(settleTime)
 	if res.peakRSS, err = peakRSS(c.PID()); err != nil {
-		return res, err
+		return err
 	}
-	res.run = tallyDelivery(sink.Records(), runs, runPrefix, res.id)
-	b.logger.Printf("%s: %d of %d delivered, %d repeated; stopping it (SIGTERM)", v, res.run.delivered, res.run.want, res.run.repeated)
-
-	// Restart: Events created while it is down.
-	res.stopErr = c.Stop(stopTimeout)
-	downPrefix := v + "-down"
-	downs, _, err := createEvents(ctx, b.client, creation{prefix: downPrefix, phase: phaseDown, n: b.s.down, workers: b.s.workers, pods: b.pods})
-	if err != nil {
-		return res, err
-	}
-	restart := time.Now()
-	offset := len(c.Output())
-	b.logger.Printf("%s: created %d Events while it was stopped; starting it again", v, b.s.down)
-	c2, err := startCollector(binaryOf(v, b.s), cfg, logPath, env)
-	if err != nil {
-		return res, err
-	}
-	defer c2.Kill()
-	if _, err := b.waitReady(ctx, c2, sink, offset, v+"-marker-b"); err != nil {
-		return res, err
-	}
-	time.Sleep(settleTime)
-	recs := sink.Records()
-	res.down = tallyDelivery(recs, downs, downPrefix, res.id)
-	res.downWindow = time.Since(restart)
-	res.repeatedRest = countNamed(recs, runPrefix, restart) + countNamed(recs, v+"-marker-a", restart)
-	b.logger.Printf("%s: after the restart %d of %d delivered, %d repeated; %d earlier records again", v, res.down.delivered, res.down.want, res.down.repeated, res.repeatedRest)
-	if err := c2.Stop(stopTimeout); err != nil {
-		b.logger.Printf("%s: second stop: %v", v, err)
-	}
-	return res, b.cleanUp(ctx)
+	res.run = tallyDelivery(vr.arr.all(), runs, runPrefix, res.id)
+	b.logger.Printf("%s: %d of %d delivered, %d repeated", v.name, res.run.delivered, res.run.want, res.run.repeated)
+	return nil
 }
 
 // waitReady waits until the collector logs that it is ready (after offset
 // bytes of its log), then creates marker Events named prefix-i once a second
 // until one of them is delivered, and returns when that happened.
-func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink, offset int, prefix string) (time.Time, error) {
+func (b *bench) waitReady(ctx context.Context, c *collector, arr *arrivals, offset int, prefix string) (time.Time, error) {
 	if err := c.waitOutput(ctx, "Everything is ready", offset, readyTimeout); err != nil {
 		return time.Time{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
+	// The marker goroutine's end, once: the wait below may have read it.
 	markErr := make(chan error, 1)
-	go func() { markErr <- marker(ctx, b.client, prefix, b.pods, markerPeriod) }()
+	markDone := make(chan struct{})
+	go func() {
+		defer close(markDone)
+		markErr <- marker(ctx, b.client, prefix, b.pods, markerPeriod)
+	}()
 	defer func() {
 		cancel()
-		<-markErr //nolint:errcheck // the marker goroutine's error matters only when it ends the wait below, which reports it
+		<-markDone
 	}()
+	scanned := 0
 	for {
-		for _, r := range sink.Records() {
-			if strings.HasPrefix(r.Str(attrEventName), prefix+"-") {
-				return r.Received, nil
+		recs := arr.since(scanned)
+		scanned += len(recs)
+		for _, r := range recs {
+			if r.named(prefix) {
+				return r.at, nil
 			}
 		}
 		if done, err := c.Exited(); done {
@@ -317,7 +412,7 @@ func (b *bench) waitReady(ctx context.Context, c *collector, sink *otlpsink.Sink
 	}
 }
 
-// arrival is the end of the wait for the paced Events.
+// arrival is the end of the wait for a set of Events.
 type arrival struct {
 	at    time.Time     // when the last of them arrived (or the wait gave up)
 	all   bool          // every one arrived
@@ -326,12 +421,12 @@ type arrival struct {
 }
 
 // waitArrivals waits until every Event sent on want (once all are created)
-// has arrived at the sink. When some never do, it gives up once nothing new
-// has arrived for quietLimit, or after arrivalTimeout.
-func waitArrivals(ctx context.Context, sink *otlpsink.Sink, want <-chan []created, prefix string, id identity, quietLimit time.Duration) arrival {
+// has arrived. When some never do, it gives up once nothing new has arrived
+// for quietLimit, or after arrivalTimeout.
+func waitArrivals(ctx context.Context, arr *arrivals, want <-chan []created, prefix string, id identity, quietLimit time.Duration) arrival {
 	ctx, cancel := context.WithTimeout(ctx, arrivalTimeout)
 	defer cancel()
-	seen := map[string]bool{}
+	seenKeys := map[string]bool{}
 	var (
 		wanted   map[string]bool
 		last     time.Time
@@ -339,25 +434,25 @@ func waitArrivals(ctx context.Context, sink *otlpsink.Sink, want <-chan []create
 		lastNews = time.Now()
 	)
 	for {
-		recs := sink.Records()
-		for _, r := range recs[scanned:] {
-			if !strings.HasPrefix(r.Str(attrEventName), prefix+"-") {
+		recs := arr.since(scanned)
+		scanned += len(recs)
+		for _, r := range recs {
+			if !r.named(prefix) {
 				continue
 			}
-			k := id.ofRecord(r)
-			if !seen[k] {
-				seen[k] = true
+			k := id.ofSeen(r)
+			if !seenKeys[k] {
+				seenKeys[k] = true
 				lastNews = time.Now()
-				if r.Received.After(last) {
-					last = r.Received
+				if r.at.After(last) {
+					last = r.at
 				}
 			}
 		}
-		scanned = len(recs)
 		if wanted != nil {
 			got := 0
 			for k := range wanted {
-				if seen[k] {
+				if seenKeys[k] {
 					got++
 				}
 			}
@@ -376,7 +471,7 @@ func waitArrivals(ctx context.Context, sink *otlpsink.Sink, want <-chan []create
 			}
 			lastNews = time.Now()
 		case <-ctx.Done():
-			return arrival{at: last, err: fmt.Errorf("wait for the paced events: %w", ctx.Err())}
+			return arrival{at: last, err: fmt.Errorf("wait for the events named %s-*: %w", prefix, ctx.Err())}
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

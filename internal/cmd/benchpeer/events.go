@@ -22,7 +22,7 @@ const (
 	phaseStored   = "stored"   // there before every collector starts; never deleted
 	phaseBaseline = "baseline" // created with no collector running
 	phaseRun      = "run"      // created, paced, while the collector runs
-	phaseDown     = "down"     // created while the collector is stopped
+	phaseRestart  = "restart"  // created around and while the collector is stopped
 	phaseMarker   = "marker"   // created until the collector delivers one
 )
 
@@ -153,7 +153,7 @@ func createEvents(ctx context.Context, c kubernetes.Interface, cr creation) ([]c
 // deleteCreated deletes every Event the benchmark created except the stored
 // ones, so that each variant starts with the same Events stored.
 func deleteCreated(ctx context.Context, c kubernetes.Interface) error {
-	sel := fmt.Sprintf("%s in (%s,%s,%s,%s)", phaseLabel, phaseBaseline, phaseRun, phaseDown, phaseMarker)
+	sel := fmt.Sprintf("%s in (%s,%s,%s,%s)", phaseLabel, phaseBaseline, phaseRun, phaseRestart, phaseMarker)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if err := c.CoreV1().Events(benchNamespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel}); err != nil {

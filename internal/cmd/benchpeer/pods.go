@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -110,43 +107,4 @@ func (b *bench) createWorkload(ctx context.Context, w int, controller func(kind,
 		b.pods[i] = corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: benchNamespace, Name: p.Name, UID: p.UID}
 	}
 	return nil
-}
-
-// lookupRequests reads from kube-apiserver's metrics how many GETs of Pods
-// and ReplicaSets it has served: in the benchmark only the owners variant
-// makes them.
-func (b *bench) lookupRequests(ctx context.Context) (map[string]int, error) {
-	raw, err := b.client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read kube-apiserver metrics: %w", err)
-	}
-	return parseGets(string(raw), "pods", "replicasets"), nil
-}
-
-// parseGets sums apiserver_request_total of verb GET by resource, for the
-// resources given.
-func parseGets(exposition string, resources ...string) map[string]int {
-	out := make(map[string]int, len(resources))
-	sc := bufio.NewScanner(strings.NewReader(exposition))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "apiserver_request_total{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok || !strings.Contains(labels, `verb="GET"`) || !strings.Contains(labels, `subresource=""`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			continue
-		}
-		for _, r := range resources {
-			if strings.Contains(labels, `resource="`+r+`"`) {
-				out[r] += int(v)
-			}
-		}
-	}
-	return out
 }

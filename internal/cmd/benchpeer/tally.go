@@ -2,49 +2,8 @@ package main
 
 import (
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
-
-// Attributes both receivers set on a record.
-const (
-	attrEventName = "k8s.event.name"
-	attrEventUID  = "k8s.event.uid"
-	// attrEventRV is ours only: the peer puts the involved object's
-	// resourceVersion on its records, not the Event's.
-	attrEventRV = "k8s.event.resource_version"
-)
-
-// identity says how records are matched to created Events: by uid and
-// resourceVersion (one change of one Event) when the receiver reports the
-// Event's resourceVersion, else by uid alone, which is as good here since
-// every benchmark Event is created once and never changed.
-type identity struct {
-	withRV bool
-}
-
-func (id identity) String() string {
-	if id.withRV {
-		return "uid and resourceVersion"
-	}
-	return "uid"
-}
-
-func (id identity) ofRecord(r otlpsink.Record) string {
-	if id.withRV {
-		return r.Str(attrEventUID) + "@" + r.Str(attrEventRV)
-	}
-	return r.Str(attrEventUID)
-}
-
-func (id identity) ofEvent(e created) string {
-	if id.withRV {
-		return e.uid + "@" + e.rv
-	}
-	return e.uid
-}
 
 // delivery is what arrived of a set of created Events.
 type delivery struct {
@@ -57,9 +16,17 @@ type delivery struct {
 	delays []time.Duration
 }
 
-// tallyDelivery matches the records (those whose Event name starts with
-// prefix+"-") to the created Events.
-func tallyDelivery(recs []otlpsink.Record, want []created, prefix string, id identity) delivery {
+// add sums two deliveries (delays are not kept).
+func (d delivery) add(o delivery) delivery {
+	return delivery{
+		want: d.want + o.want, delivered: d.delivered + o.delivered, lost: d.lost + o.lost,
+		repeated: d.repeated + o.repeated, unexpected: d.unexpected + o.unexpected,
+	}
+}
+
+// tallyDelivery matches the records of the Events named prefix-<i> to the
+// created Events.
+func tallyDelivery(recs []seen, want []created, prefix string, id identity) delivery {
 	first := map[string]time.Time{}
 	count := map[string]int{}
 	d := delivery{want: len(want)}
@@ -68,17 +35,17 @@ func tallyDelivery(recs []otlpsink.Record, want []created, prefix string, id ide
 		wanted[id.ofEvent(e)] = true
 	}
 	for _, r := range recs {
-		if !strings.HasPrefix(r.Str(attrEventName), prefix+"-") {
+		if !r.named(prefix) {
 			continue
 		}
-		k := id.ofRecord(r)
+		k := id.ofSeen(r)
 		if !wanted[k] {
 			d.unexpected++
 			continue
 		}
 		count[k]++
-		if t, ok := first[k]; !ok || r.Received.Before(t) {
-			first[k] = r.Received
+		if t, ok := first[k]; !ok || r.at.Before(t) {
+			first[k] = r.at
 		}
 	}
 	for _, e := range want {
@@ -105,12 +72,20 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// countNamed counts the records whose Event name starts with prefix+"-" and
-// that arrived at or after since.
-func countNamed(recs []otlpsink.Record, prefix string, since time.Time) int {
+// countEarlier counts the records that arrived at or after since and carry
+// an Event named variantPrefix-... but none of the prefixes in current
+// (those of the phase being measured).
+func countEarlier(recs []seen, variantPrefix string, since time.Time, current ...string) int {
 	n := 0
 	for _, r := range recs {
-		if strings.HasPrefix(r.Str(attrEventName), prefix+"-") && !r.Received.Before(since) {
+		if !r.named(variantPrefix) || r.at.Before(since) {
+			continue
+		}
+		mine := false
+		for _, p := range current {
+			mine = mine || r.named(p)
+		}
+		if !mine {
 			n++
 		}
 	}

@@ -5,12 +5,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
 )
 
-func rec(name, uid, rv string, at time.Time) otlpsink.Record {
-	return otlpsink.Record{Received: at, Attrs: map[string]any{attrEventName: name, attrEventUID: uid, attrEventRV: rv}}
+func rec(name, uid, rv string, at time.Time) seen {
+	return seen{name: name, uid: uid, rv: rv, at: at}
 }
 
 func TestTallyDelivery(t *testing.T) {
@@ -20,7 +18,7 @@ func TestTallyDelivery(t *testing.T) {
 		{name: "poll-run-1", uid: "u1", rv: "11", at: t0},
 		{name: "poll-run-2", uid: "u2", rv: "12", at: t0},
 	}
-	recs := []otlpsink.Record{
+	recs := []seen{
 		rec("poll-run-0", "u0", "10", t0.Add(300*time.Millisecond)),
 		rec("poll-run-0", "u0", "10", t0.Add(100*time.Millisecond)), // a repeat, arrived earlier
 		rec("poll-run-1", "u1", "99", t0.Add(time.Second)),          // another change of u1
@@ -52,6 +50,12 @@ func TestTallyDelivery(t *testing.T) {
 	}
 }
 
+func TestDeliveryAdd(t *testing.T) {
+	a := delivery{want: 300, delivered: 300, repeated: 12, delays: []time.Duration{time.Second}}
+	b := delivery{want: 1000, lost: 1000, unexpected: 1}
+	assert.Equal(t, delivery{want: 1300, delivered: 300, lost: 1000, repeated: 12, unexpected: 1}, a.add(b))
+}
+
 func TestPercentile(t *testing.T) {
 	var d []time.Duration
 	for i := 1; i <= 100; i++ {
@@ -65,13 +69,16 @@ func TestPercentile(t *testing.T) {
 	assert.Equal(t, time.Duration(0), percentile(nil, 0.5))
 }
 
-func TestCountNamed(t *testing.T) {
+func TestCountEarlier(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	recs := []otlpsink.Record{
-		rec("peer-run-1", "a", "", t0.Add(-time.Second)),
-		rec("peer-run-2", "b", "", t0),
-		rec("peer-run-3", "c", "", t0.Add(time.Second)),
-		rec("peer-runner-1", "d", "", t0.Add(time.Second)),
+	recs := []seen{
+		rec("objects-run-1", "a", "", t0.Add(-time.Second)), // before the restart
+		rec("objects-run-2", "b", "", t0),
+		rec("objects-term-before-0", "c", "", t0.Add(time.Second)),
+		rec("objects-kill-before-0", "d", "", t0.Add(time.Second)), // the phase measured
+		rec("objects-marker-3-0", "e", "", t0.Add(time.Second)),    // its marker
+		rec("objects-marker-2-0", "f", "", t0.Add(time.Second)),
+		rec("watch-run-1", "g", "", t0.Add(time.Second)), // another variant's
 	}
-	assert.Equal(t, 2, countNamed(recs, "peer-run", t0))
+	assert.Equal(t, 3, countEarlier(recs, "objects", t0, "objects-kill", "objects-marker-3"))
 }
