@@ -689,7 +689,7 @@ func dashboardChecks(created []dashEvent, from time.Time) map[string]dashCheck {
 		// receiver/k8sevents/README.md: the series it names, one per
 		// collector that counts them, as Prometheus stores them.
 		`otelcol_receiver_k8sevents_errors{kind="timeout"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {
-			checkSeriesOf(t, res.samples, dashPollCluster, dashCluster)
+			checkSeriesOf(t, res.samples, dashCluster, dashPollCluster)
 			return true
 		},
 		`otelcol_receiver_k8sevents_watch_restarts{cause="stall"}`: func(t *testing.T, _ dashSelection, res targetResult, _ dashTruth) bool {

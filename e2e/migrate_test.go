@@ -45,6 +45,9 @@ const (
 	eventsLines   = unknownStream + ` | scope_name="` + eventsScope + `"`
 	objectsLines  = unknownStream + ` | scope_name="` + objectsScope + `"`
 	oursStream    = `{service_name="k8s-events"}`
+	// objectsShop is the guide's example of k8sobjects' streams: one per
+	// namespace.
+	objectsShop = `{k8s_namespace_name="shop", service_name="unknown_service"}`
 )
 
 // TestMigrationQueries holds docs/migrate-from-contrib.md against contrib
@@ -232,6 +235,33 @@ func TestMigrationQueries(t *testing.T) {
 			// Seconds, or microseconds from the eventTime of an events.k8s.io Event.
 			if v := e.StructuredMetadata["k8s_event_start_time"]; !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$`).MatchString(v) {
 				t.Errorf("ours %q: k8s_event_start_time %q, want RFC 3339", e.Line, v)
+			}
+		}
+	})
+
+	t.Run("k8sobjects' streams", func(t *testing.T) {
+		// The guide: a stream per namespace, the line the Event's JSON.
+		want := 0
+		for _, ev := range created {
+			if ev.Namespace == "shop" {
+				want++
+			}
+		}
+		entries := query(t, objectsShop)
+		if len(entries) != want {
+			t.Errorf("%s: %d lines, want the %d Events of namespace shop", objectsShop, len(entries), want)
+		}
+		for _, e := range entries {
+			if wantLabels := map[string]string{"k8s_namespace_name": "shop", "service_name": "unknown_service"}; !maps.Equal(e.Labels, wantLabels) {
+				t.Errorf("%s: a line in stream %v, want %v", objectsShop, e.Labels, wantLabels)
+			}
+			var body struct {
+				Object struct {
+					Metadata struct{ Namespace, Name string }
+				}
+			}
+			if err := json.Unmarshal([]byte(e.Line), &body); err != nil || body.Object.Metadata.Namespace != "shop" || created[body.Object.Metadata.Name] == nil {
+				t.Errorf("%s: line %q is not the JSON of an Event created in shop (%v)", objectsShop, e.Line, err)
 			}
 		}
 	})

@@ -330,7 +330,7 @@ var queryRunners = []queryRunner{
 	{
 		// The guide's before-and-after pairs, for k8s_events and for
 		// k8sobjects, against each peer's lines and ours; unknownStream is
-		// the stream of both peers' lines.
+		// the stream of both peers' lines, objectsShop one of k8sobjects'.
 		test:  "TestMigrationQueries",
 		calls: "migratedoc.Read()",
 		own: func(string) ([]string, error) {
@@ -338,7 +338,7 @@ var queryRunners = []queryRunner{
 			if err != nil {
 				return nil, err
 			}
-			out := []string{unknownStream}
+			out := []string{unknownStream, objectsShop}
 			for _, q := range slices.Concat(doc.Queries, doc.ObjectsQueries) {
 				out = append(out, q.Before, q.After)
 			}

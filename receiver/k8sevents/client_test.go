@@ -98,6 +98,8 @@ func TestRestConfig(t *testing.T) {
 			assert.Equal(t, "application/vnd.kubernetes.protobuf", rc.ContentType)
 			assert.Equal(t, "application/vnd.kubernetes.protobuf,application/json", rc.AcceptContentTypes)
 			assert.Equal(t, "otelcol-k8sevents/test", rc.UserAgent)
+			assert.Equal(t, float32(50), rc.QPS, "a list of 100,000 Events in seconds, not 40 s at client-go's 5 a second")
+			assert.Equal(t, 100, rc.Burst)
 		})
 	}
 
