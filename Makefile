@@ -7,9 +7,9 @@ SHELL        := /bin/bash
 ROOT         := $(abspath .)
 BIN          := $(ROOT)/.bin
 GO           ?= go
-# -parallel 4: the end-to-end tests run side by side (each starts its own
-# control plane and mostly waits on it), four at a time.
-GOTEST_FLAGS ?= -race -count=1 -timeout 60m -parallel 4
+# -parallel 6: the end-to-end tests run side by side (each starts its own
+# control plane and mostly waits on it), six at a time.
+GOTEST_FLAGS ?= -race -count=1 -timeout 60m -parallel 6
 
 OCB_VERSION  := v0.165.0
 KUBE_VERSION := v1.37.2
