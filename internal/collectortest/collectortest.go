@@ -64,10 +64,16 @@ func StartProgram(t testing.TB, bin, dir string, args []string, env ...string) *
 	}
 	c := &Collector{Process: p, t: t}
 	t.Cleanup(func() {
-		c.Kill()
-		if t.Failed() {
-			t.Logf("collectortest: collector output (%s):\n%s", c.LogPath(), testbin.LastLines(c.Output(), 80))
+		if !t.Failed() {
+			c.Kill()
+			return
 		}
+		t.Logf("collectortest: collector output (%s):\n%s", c.LogPath(), testbin.LastLines(c.Output(), 80))
+		// Where the receiver was, should it seem to hang.
+		if dump := c.DumpGoroutines(5*time.Second, "/receiver/k8sevents."); dump != "" {
+			t.Logf("collectortest: the receiver's goroutines (SIGQUIT):\n%s", testbin.LastLines(dump, 200))
+		}
+		c.Kill()
 	})
 	return c
 }

@@ -102,6 +102,43 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// DumpGoroutines makes a Go program print the stacks of its goroutines
+// (SIGQUIT, which also ends it) and returns those whose stack holds one of
+// the substrings in only (all of them when only is empty). It waits for the
+// exit up to timeout. For a test that failed while the program seemed to
+// hang: the dump says where.
+func (p *Process) DumpGoroutines(timeout time.Duration, only ...string) string {
+	if exited, _ := p.Exited(); exited {
+		return ""
+	}
+	before := len(p.Output())
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+	}
+	out := p.Output()
+	if len(out) < before {
+		return ""
+	}
+	var kept []string
+	for block := range strings.SplitSeq(out[before:], "\n\n") {
+		if !strings.HasPrefix(block, "goroutine ") {
+			continue
+		}
+		for _, s := range only {
+			if strings.Contains(block, s) {
+				kept = append(kept, block)
+				break
+			}
+		}
+		if len(only) == 0 {
+			kept = append(kept, block)
+		}
+	}
+	return strings.Join(kept, "\n\n")
+}
+
 // PID is the process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
