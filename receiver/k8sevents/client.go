@@ -65,22 +65,27 @@ func restConfig(cfg *Config, userAgent string) (*rest.Config, error) {
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	rc.UserAgent = userAgent
-	rc.QPS, rc.Burst = requestQPS, requestBurst
+	if cfg.Mode == ModeWatch {
+		rc.QPS, rc.Burst = watchModeQPS, watchModeBurst
+	}
 	return rc, nil
 }
 
-// requestQPS and requestBurst are the client-side rate limit of the
-// receiver's requests (client-go's token bucket; its default is 5 a second,
-// burst 10). A list is read one page after another, so the limit sets how
-// fast a list of many Events can go: at 5 a second a list of 100,000 Events
+// watchModeQPS and watchModeBurst are the client-side rate limit of the
+// receiver's requests in watch mode (client-go's token bucket). A list is
+// read one page after another, so the limit sets how fast a list of many
+// Events goes: at client-go's default, 5 a second, a list of 100,000 Events
 // (200 pages of 500) takes 40 s at the least, and a list must finish before
 // etcd's compaction (5 minutes by default) expires its continue token, or it
-// starts again. At 50 a second the same list takes 4 s of the limit; the API
-// server's priority and fairness still bounds what one client gets. The
-// lookups of extract have a limit of their own (lookupQPS).
+// starts again. Watch mode lists once, at its first start and after a 410:
+// at 50 a second that list takes 4 s of the limit, and the Events stored
+// meanwhile wait that much less. Poll mode keeps client-go's default: its
+// lists repeat every interval, and the limit paces them, so that a poll of a
+// large cluster cannot take more of the API server than 5 pages a second.
+// The lookups of extract have a limit of their own (lookupQPS).
 const (
-	requestQPS   = 50
-	requestBurst = 100
+	watchModeQPS   = 50
+	watchModeBurst = 100
 )
 
 // clients are two API clients on one pool of connections. requests bounds

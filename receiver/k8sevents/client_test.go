@@ -98,10 +98,20 @@ func TestRestConfig(t *testing.T) {
 			assert.Equal(t, "application/vnd.kubernetes.protobuf", rc.ContentType)
 			assert.Equal(t, "application/vnd.kubernetes.protobuf,application/json", rc.AcceptContentTypes)
 			assert.Equal(t, "otelcol-k8sevents/test", rc.UserAgent)
-			assert.Equal(t, float32(50), rc.QPS, "a list of 100,000 Events in seconds, not 40 s at client-go's 5 a second")
-			assert.Equal(t, 100, rc.Burst)
+			// Poll mode (the default): client-go's rate limit paces the lists.
+			assert.Zero(t, rc.QPS)
+			assert.Zero(t, rc.Burst)
 		})
 	}
+
+	t.Run("watch mode", func(t *testing.T) {
+		cfg := createDefaultConfig()
+		cfg.AuthType, cfg.Mode = AuthTypeKubeConfig, ModeWatch
+		rc, err := restConfig(cfg, "ua")
+		require.NoError(t, err)
+		assert.Equal(t, float32(50), rc.QPS, "the list at start or after a 410 of 100,000 Events in seconds, not 40 s at client-go's 5 a second")
+		assert.Equal(t, 100, rc.Burst)
+	})
 
 	t.Run("unknown context", func(t *testing.T) {
 		cfg := createDefaultConfig()
