@@ -30,6 +30,7 @@ include mk/node.mk
 include mk/demo.mk
 include mk/peer.mk
 include mk/helm.mk
+include mk/crds.mk
 include mk/alerting.mk
 
 .PHONY: all build test test-deps unit-test lint kube bench bench-e2e bench-rollout bench-alerts fmt vet clean
@@ -77,7 +78,7 @@ $(KUBE_BINS) $(NODE_BINS) &: tools/kube/go.mod tools/kube/go.sum
 # collector, tools/kube, tools/loki, ...), built side by side: on a cold
 # cache one build alone leaves a core idle while it downloads modules and
 # links, which another build fills. TEST_JOBS=1 builds them one at a time.
-TEST_DEPS := build kube loki node image peer helm prometheus alertmanager
+TEST_DEPS := build kube loki node image peer helm crds prometheus alertmanager
 TEST_JOBS ?= 4
 
 ## test-deps: everything `make test` runs, built TEST_JOBS at a time.
@@ -87,11 +88,12 @@ test-deps: $(TEST_DEPS)
 ## (with a real node when run as root: see mk/node.mk), the real collector
 ## binary and image, contrib's collector v0.152.0 with k8s_events and
 ## k8sobjects (the migration guide's before-and-after queries), helm (the chart's lint, template, install,
-## upgrade and uninstall), and Loki, Prometheus and Alertmanager (the shipped
-## alert rules, end to end).
+## upgrade and uninstall), the Prometheus Operator's ServiceMonitor and
+## PrometheusRule CRDs (the chart's server-side dry run), and Loki, Prometheus
+## and Alertmanager (the shipped alert rules, end to end).
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) test-deps
-	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) K8SEVENTS_HELM=$(HELM) \
+	K8SEVENTS_COLLECTOR=$(COLLECTOR) K8SEVENTS_KUBE_BIN=$(BIN) K8SEVENTS_LOKI=$(LOKI) K8SEVENTS_IMAGE=$(IMAGE) K8SEVENTS_PEER=$(PEER) K8SEVENTS_HELM=$(HELM) K8SEVENTS_CRDS=$(CRDS_DIR) \
 		K8SEVENTS_PROMETHEUS=$(PROMETHEUS) K8SEVENTS_ALERTMANAGER=$(ALERTMANAGER) \
 		$(GO) test $(GOTEST_FLAGS) ./...
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,23 +11,43 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
+// EnvCRDs names the environment variable that points at the directory of
+// the Prometheus Operator's CRDs; `make test` sets it to what `make crds`
+// generates (_build/crds).
+const EnvCRDs = "K8SEVENTS_CRDS"
+
+// The CRDs of `make crds`: file names in $K8SEVENTS_CRDS and object names.
+var operatorCRDs = map[string]string{
+	"monitoring.coreos.com_servicemonitors.yaml": "servicemonitors.monitoring.coreos.com",
+	"monitoring.coreos.com_prometheusrules.yaml": "prometheusrules.monitoring.coreos.com",
+}
+
 // TestChartServerDryRun renders the chart with each example values file
-// and applies the manifest to a real API server with `kubectl apply
+// and applies the whole manifest to a real API server with `kubectl apply
 // --dry-run=server`: the server validates every object (strict field
 // validation, admission) without keeping it. The release's namespace
 // enforces Pod Security restricted and warns about it, so a Pod template
-// that is not restricted would be reported. The CRDs of the ServiceMonitor
-// and the PrometheusRule are not on the test's server: the ServiceMonitor's
-// fields are checked against the Service it scrapes instead, and the
-// PrometheusRule's against alerts/prometheusrule.yaml.
+// that is not restricted would be reported. The Prometheus Operator's CRDs
+// of the ServiceMonitor and the PrometheusRule (generated from the
+// operator's Go types by `make crds`) are installed first, so the server
+// holds those two to the operator's schema as well; checkCustomResources
+// also checks what they say (the Service the ServiceMonitor scrapes, the
+// groups of alerts/prometheusrule.yaml). The shipped
+// alerts/prometheusrule.yaml is applied the same way, and a subtest proves
+// the schema is enforced: a misspelled field and a bad interval are refused.
 func TestChartServerDryRun(t *testing.T) {
 	t.Parallel()
 	h := newHelm(t, "")
+	crds := testbin.Find(t, EnvCRDs, "_build/crds", "run `make crds`")
 	cp := startControlPlane(t, kubeOptions())
 	c := cp.Client()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: deployNamespace, Labels: map[string]string{
@@ -37,6 +58,7 @@ func TestChartServerDryRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	createNamespaces(t, c, "my-app", "my-db") // examples/namespaced.yaml reads them
+	installOperatorCRDs(t, cp, crds)
 
 	for _, args := range append([][]string{{withEndpoint}}, examplesArgs(chartExamples(t))...) {
 		name := "defaults"
@@ -46,21 +68,16 @@ func TestChartServerDryRun(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			manifest := h.template(t, args...)
 			objs, unknown := decodeManifest(t, manifest)
-			var docs []string
-			for doc := range strings.SplitSeq(manifest, "\n---") {
-				if !strings.Contains(doc, "kind: ServiceMonitor") && !strings.Contains(doc, "kind: PrometheusRule") {
-					docs = append(docs, doc)
-				}
-			}
 			checkCustomResources(t, unknown, objs, exampleValues(t, args))
 			path := filepath.Join(t.TempDir(), "manifest.yaml")
-			if err := os.WriteFile(path, []byte(strings.Join(docs, "\n---")), 0o600); err != nil {
+			if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			out := kubectl(t, cp, "apply", "--dry-run=server", "-f", path)
 			if strings.Contains(out, "Warning:") {
 				t.Errorf("the API server warned:\n%s", out)
 			}
+			var refs []string
 			for _, o := range objs {
 				gvr, _, objName, err := objectRef(o)
 				if err != nil {
@@ -71,11 +88,119 @@ func TestChartServerDryRun(t *testing.T) {
 				if gvr.Group != "" {
 					ref += "." + gvr.Group
 				}
-				if want := ref + "/" + objName + " created (server dry run)"; !strings.Contains(out, want) {
+				refs = append(refs, ref+"/"+objName)
+			}
+			for _, doc := range unknown {
+				refs = append(refs, customResourceRef(t, doc))
+			}
+			for _, ref := range refs {
+				if want := ref + " created (server dry run)"; !strings.Contains(out, want) {
 					t.Errorf("kubectl did not report %q", want)
 				}
 			}
 		})
+	}
+
+	t.Run("shipped-prometheusrule", func(t *testing.T) {
+		out := kubectl(t, cp, "apply", "--dry-run=server", "-f", "alerts/prometheusrule.yaml")
+		if want := "prometheusrule.monitoring.coreos.com/k8s-events created (server dry run)"; !strings.Contains(out, want) {
+			t.Errorf("kubectl did not report %q", want)
+		}
+	})
+
+	// The schema is enforced: a copy of alerts/prometheusrule.yaml whose first
+	// rule misspells expr, and the chart's ServiceMonitor with an interval
+	// that is no duration, are refused with the field named.
+	t.Run("refused", func(t *testing.T) {
+		rule := string(readRoot(t, "alerts/prometheusrule.yaml"))
+		badRule := strings.Replace(rule, "\n          expr: ", "\n          expresion: ", 1)
+		if badRule == rule {
+			t.Fatal("no expr in the first rule of alerts/prometheusrule.yaml")
+		}
+		checkRefused(t, cp, badRule, `unknown field "spec.groups[0].rules[0].expresion"`)
+
+		_, unknown := decodeManifest(t, h.template(t, "-f", filepath.Join(chartDir, "examples", "servicemonitor.yaml")))
+		var monitor string
+		for _, doc := range unknown {
+			if strings.Contains(doc, "\nkind: ServiceMonitor") {
+				monitor = doc
+			}
+		}
+		badMonitor := strings.Replace(monitor, "interval: 15s", "interval: often", 1)
+		if badMonitor == monitor {
+			t.Fatalf("no ServiceMonitor with interval: 15s rendered from examples/servicemonitor.yaml:\n%v", unknown)
+		}
+		checkRefused(t, cp, badMonitor, `spec.endpoints[0].interval: Invalid value: "often"`)
+	})
+}
+
+// installOperatorCRDs creates the CRDs of `make crds` in the control plane
+// and waits until they are established and the API server's discovery
+// serves their resources.
+func installOperatorCRDs(t *testing.T, cp *kubetest.ControlPlane, dir string) {
+	t.Helper()
+	args := []string{"create"}
+	var names []string
+	for file, name := range operatorCRDs {
+		args = append(args, "-f", filepath.Join(dir, file))
+		names = append(names, "crd/"+name)
+	}
+	out := kubectl(t, cp, args...)
+	for _, name := range operatorCRDs {
+		if want := "customresourcedefinition.apiextensions.k8s.io/" + name + " created"; !strings.Contains(out, want) {
+			t.Errorf("kubectl did not report %q", want)
+		}
+	}
+	// The timeout only bounds a hang.
+	kubectl(t, cp, append([]string{"wait", "--for", "condition=established", "--timeout", "5m"}, names...)...)
+	poll(t, "discovery of monitoring.coreos.com/v1", func(context.Context) (bool, error) {
+		list, err := cp.Client().Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		found := map[string]bool{}
+		for _, r := range list.APIResources {
+			found[r.Name] = true
+		}
+		return found["servicemonitors"] && found["prometheusrules"], nil
+	})
+}
+
+// customResourceRef is what kubectl calls the object of a rendered document
+// of a kind the client does not know: kind.group/name.
+func customResourceRef(t *testing.T, doc string) string {
+	t.Helper()
+	var o struct {
+		APIVersion string `yaml:"apiVersion"`
+		Kind       string `yaml:"kind"`
+		Metadata   struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+	}
+	if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+		t.Fatalf("decode %v\n%s", err, doc)
+	}
+	group, _, ok := strings.Cut(o.APIVersion, "/")
+	if !ok || o.Kind == "" || o.Metadata.Name == "" {
+		t.Fatalf("a document without apiVersion group/version, kind or name:\n%s", doc)
+	}
+	return strings.ToLower(o.Kind) + "." + group + "/" + o.Metadata.Name
+}
+
+// checkRefused applies manifest with --dry-run=server and fails t unless the
+// API server refuses it with an error that contains want.
+func checkRefused(t *testing.T, cp *kubetest.ControlPlane, manifest, want string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "refused.yaml")
+	if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tryKubectl(t, cp, "apply", "--dry-run=server", "-f", path)
+	if err == nil || !strings.Contains(out, want) || strings.Contains(out, "created") {
+		t.Errorf("kubectl apply (error %v):\n%s\nwant a refusal that says %s", err, out, want)
 	}
 }
 
@@ -104,8 +229,7 @@ func stringMap(v any) map[string]string {
 }
 
 // checkCustomResources checks the documents of kinds the client does not
-// know (their CRDs are not on the test's server) against the values that
-// made them: a ServiceMonitor when serviceMonitor.enabled, a PrometheusRule
+// know (the Prometheus Operator's) against the values that made them: a ServiceMonitor when serviceMonitor.enabled, a PrometheusRule
 // with the groups of alerts/prometheusrule.yaml when
 // alerts.prometheusRule.enabled, and nothing else.
 func checkCustomResources(t *testing.T, unknown []string, objs []runtime.Object, values map[string]any) {

@@ -53,6 +53,17 @@ func startNode(t *testing.T) (*kubetest.ControlPlane, *otlpsink.Sink) {
 // kubeconfig, from the module root, and returns its output.
 func kubectl(t *testing.T, cp *kubetest.ControlPlane, args ...string) string {
 	t.Helper()
+	out, err := tryKubectl(t, cp, args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// tryKubectl is kubectl for a command that may fail: it returns the
+// combined output and kubectl's error.
+func tryKubectl(t *testing.T, cp *kubetest.ControlPlane, args ...string) (string, error) {
+	t.Helper()
 	root, err := testbin.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -61,10 +72,7 @@ func kubectl(t *testing.T, cp *kubetest.ControlPlane, args ...string) string {
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
 	t.Logf("kubectl %s:\n%s", strings.Join(args, " "), strings.TrimSpace(string(out)))
-	if err != nil {
-		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // applyDeploy applies the kustomization dir (relative to the module root)
