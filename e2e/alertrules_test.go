@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -28,10 +27,7 @@ type ruleFile struct {
 
 func readYAML(t *testing.T, rel string, out any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", rel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, rel)
 	if err := yaml.UnmarshalStrict(b, out); err != nil {
 		t.Fatalf("%s: %v", rel, err)
 	}
@@ -68,10 +64,7 @@ func TestLokiRulesAreTheReceiverRules(t *testing.T) {
 			} `json:"rules"`
 		} `json:"receivers"`
 	}
-	b, err := os.ReadFile(filepath.Join("..", "otelcol-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, "otelcol-config.yaml")
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +152,7 @@ func TestAlertmanagerRoutesEverySeverity(t *testing.T) {
 			} `json:"routes"`
 		} `json:"route"`
 	}
-	b, err := os.ReadFile(filepath.Join("..", "alerts", "alertmanager.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, filepath.Join("alerts", "alertmanager.yaml"))
 	if err := yaml.Unmarshal(b, &am); err != nil {
 		t.Fatal(err)
 	}

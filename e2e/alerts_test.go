@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -33,7 +32,6 @@ import (
 	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/lokitest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/promtest"
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // Names of the objects TestAlerts makes Events about, besides
@@ -802,14 +800,7 @@ type codeBlock struct {
 // readAlertsDoc reads the code blocks of README.md's section "Alerts".
 func readAlertsDoc(t *testing.T) alertsDoc {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, "README.md")
 	_, section, ok := strings.Cut(string(b), "\n## Alerts\n")
 	if !ok {
 		t.Fatal(`README.md has no section "## Alerts"`)
@@ -881,16 +872,9 @@ func (d alertsDoc) alertmanagerConfig(t *testing.T, urls map[string]string) stri
 	if len(args) != 1 || !strings.HasPrefix(args[0], "--config.file=") {
 		t.Fatalf("README.md, Alerts: alertmanager %v, want only --config.file", args)
 	}
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, strings.TrimPrefix(args[0], "--config.file=")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, strings.TrimPrefix(args[0], "--config.file="))
 	var cfg map[string]any
-	if err = yaml.Unmarshal(b, &cfg); err != nil {
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatalf("%s: %v", args[0], err)
 	}
 	receivers, _ := cfg["receivers"].([]any)
@@ -937,10 +921,7 @@ func (d alertsDoc) installLokiRules(t *testing.T, rulesDir string) {
 	t.Helper()
 	line := strings.TrimSpace(d.block(t, "sh", "mkdir "))
 	line = replace(t, "the mkdir command", line, "/tmp/loki/rules", rulesDir)
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	cmd := exec.CommandContext(t.Context(), "sh", "-c", line)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -954,10 +935,7 @@ func (d alertsDoc) installLokiRules(t *testing.T, rulesDir string) {
 // README puts next to alerts/).
 func (d alertsDoc) prometheusConfig(t *testing.T, collector, amURL string) string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	cfg := d.block(t, "yaml", "rule_files:")
 	cfg = replace(t, "prometheus.yml", cfg, "localhost:8889", collector)
 	cfg = replace(t, "prometheus.yml", cfg, "localhost:9093", strings.TrimPrefix(amURL, "http://"))

@@ -10,7 +10,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // TestValidate: `otelcol-k8sevents validate` accepts the shipped
@@ -75,21 +74,14 @@ func TestValidate(t *testing.T) {
 func TestVersion(t *testing.T) {
 	t.Parallel()
 	bin := collectortest.Binary(t)
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "builder-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readRoot(t, "builder-config.yaml")
 	var manifest struct {
 		Dist struct {
 			Name    string `yaml:"name"`
 			Version string `yaml:"version"`
 		} `yaml:"dist"`
 	}
-	if err = yaml.Unmarshal(data, &manifest); err != nil {
+	if err := yaml.Unmarshal(data, &manifest); err != nil {
 		t.Fatalf("parse builder-config.yaml: %v", err)
 	}
 	if manifest.Dist.Version == "" {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -15,8 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
-
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // chartRuleFiles are the rule files of alerts/ that the chart carries in
@@ -121,10 +118,7 @@ func TestChartAlerts(t *testing.T) {
 		// Byte for byte: the ConfigMap carries the Loki file as text, its
 		// comments included, and a copy that differs in any way is one that
 		// was not refreshed.
-		root, err := testbin.ModuleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
+		root := moduleRoot(t)
 		copies, err := filepath.Glob(filepath.Join(root, chartDir, "files", "*"))
 		if err != nil {
 			t.Fatal(err)
@@ -182,20 +176,6 @@ func TestChartAlerts(t *testing.T) {
 			})
 		}
 	})
-}
-
-// readRoot reads a file of the module by its path from the root.
-func readRoot(t *testing.T, rel string) []byte {
-	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // renderedPrometheusRule is the PrometheusRule the chart renders, decoded

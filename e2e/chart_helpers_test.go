@@ -30,10 +30,7 @@ type helmCLI struct {
 func newHelm(t *testing.T, kubeconfig string) *helmCLI {
 	t.Helper()
 	bin := testbin.Find(t, EnvHelm, ".bin/helm", "run `make helm`")
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	home := t.TempDir()
 	env := append(os.Environ(),
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),

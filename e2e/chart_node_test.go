@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/kubetest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/otlpsink"
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // chartNodeValues is what the chart tests add to the documented commands:
@@ -36,14 +34,7 @@ const chartNodeValues = "e2e/testdata/chart-node.yaml"
 // a backslash joined with the next.
 func docCommands(t *testing.T, file, heading string) []string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, file))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readRoot(t, file)
 	level := strings.Index(heading, " ")
 	var (
 		out            []string

@@ -14,8 +14,6 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // chartDir is the chart, relative to the module root.
@@ -105,16 +103,10 @@ func valuesTable(rows []chartValue) string {
 // the example values files.
 func TestChartReadme(t *testing.T) {
 	t.Parallel()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, chartDir, "values.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
+	data := readRoot(t, filepath.Join(chartDir, "values.yaml"))
 	var doc yaml.Node
-	if err = yaml.Unmarshal(data, &doc); err != nil {
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatalf("parse values.yaml: %v", err)
 	}
 	rows := chartValues(t, doc.Content[0], "")

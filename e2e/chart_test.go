@@ -24,17 +24,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // chartExamples are the example values files of the chart, relative to the
 // module root.
 func chartExamples(t *testing.T) []string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	paths, err := filepath.Glob(filepath.Join(root, chartDir, "examples", "*.yaml"))
 	if err != nil || len(paths) < 5 {
 		t.Fatalf("chart examples: %v %v", paths, err)
@@ -120,14 +116,7 @@ func TestChartRender(t *testing.T) {
 
 	t.Run("HelmVersion", func(t *testing.T) {
 		// make helm stamps the version tools/helm/go.mod pins.
-		root, err := testbin.ModuleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		gomod, err := os.ReadFile(filepath.Join(root, "tools", "helm", "go.mod"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		gomod := readRoot(t, filepath.Join("tools", "helm", "go.mod"))
 		m := regexp.MustCompile(`(?m)^require helm\.sh/helm/v4 (v\S+)$`).FindSubmatch(gomod)
 		if m == nil {
 			t.Fatal("tools/helm/go.mod requires no helm.sh/helm/v4")

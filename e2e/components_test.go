@@ -14,7 +14,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/collectortest"
-	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
 // The three places that say what the distribution contains.
@@ -65,10 +64,7 @@ func (s componentSource) add(kind, module, name string) {
 // compared in -short mode too; the binary when it is built.
 func TestComponents(t *testing.T) {
 	t.Parallel()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	manifest, err := manifestComponents(filepath.Join(root, "builder-config.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -64,10 +64,7 @@ func kubectl(t *testing.T, cp *kubetest.ControlPlane, args ...string) string {
 // combined output and kubectl's error.
 func tryKubectl(t *testing.T, cp *kubetest.ControlPlane, args ...string) (string, error) {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	cmd := exec.CommandContext(t.Context(), filepath.Join(cp.BinDir(), "kubectl"), append([]string{"--kubeconfig", cp.Kubeconfig()}, args...)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()

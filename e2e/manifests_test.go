@@ -39,10 +39,7 @@ func kustomize(t *testing.T, dir string) []runtime.Object {
 	if _, err = os.Stat(kubectl); err != nil {
 		t.Skipf("no kubectl in %s: run `make node`", bin)
 	}
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	cmd := exec.Command(kubectl, "kustomize", dir)
 	cmd.Dir = root
 	out, err := cmd.Output()
@@ -84,26 +81,7 @@ func only[T runtime.Object](t *testing.T, objs []runtime.Object) T {
 // receiver's README documents (its RBAC section).
 func readmeRole(t *testing.T) *rbacv1.Role {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "receiver", "k8sevents", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
-		if !strings.Contains(m[1], "\nkind: Role\n") {
-			continue
-		}
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(m[1]), nil, nil)
-		if err != nil {
-			t.Fatalf("decode the README's Role: %v", err)
-		}
-		return obj.(*rbacv1.Role)
-	}
-	t.Fatal("no Role in receiver/k8sevents/README.md")
-	return nil
+	return readmeRBAC(t, "Role", "").(*rbacv1.Role)
 }
 
 // readmeOwnersRules are the rules of the ClusterRole that the receiver's
@@ -112,25 +90,25 @@ func readmeRole(t *testing.T) *rbacv1.Role {
 // by name) and get on pods, replicasets and jobs.
 func readmeOwnersRules(t *testing.T) []rbacv1.PolicyRule {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "receiver", "k8sevents", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
-		if !strings.Contains(m[1], "\nkind: ClusterRole\n") || !strings.Contains(m[1], "# extract::owners") {
+	return readmeRBAC(t, "ClusterRole", "# extract::owners").(*rbacv1.ClusterRole).Rules
+}
+
+// readmeRBAC decodes the first yaml block of the receiver's README that
+// holds an object of kind and the text mark.
+func readmeRBAC(t *testing.T, kind, mark string) runtime.Object {
+	t.Helper()
+	const readme = "receiver/k8sevents/README.md"
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(readRoot(t, readme)), -1) {
+		if !strings.Contains(m[1], "\nkind: "+kind+"\n") || !strings.Contains(m[1], mark) {
 			continue
 		}
 		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(m[1]), nil, nil)
 		if err != nil {
-			t.Fatalf("decode the README's ClusterRole for extract::owners: %v", err)
+			t.Fatalf("decode the %s %s %s: %v", readme, kind, mark, err)
 		}
-		return obj.(*rbacv1.ClusterRole).Rules
+		return obj
 	}
-	t.Fatal("no ClusterRole for extract::owners in receiver/k8sevents/README.md")
+	t.Fatalf("no %s %s in %s", kind, mark, readme)
 	return nil
 }
 
@@ -241,14 +219,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 // distVersion is builder-config.yaml's dist.version.
 func distVersion(t *testing.T) string {
 	t.Helper()
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "builder-config.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readRoot(t, "builder-config.yaml")
 	m := regexp.MustCompile(`(?m)^  version: *(\S+)`).FindSubmatch(b)
 	if m == nil {
 		t.Fatal("no dist.version in builder-config.yaml")
@@ -262,10 +233,7 @@ func distVersion(t *testing.T) string {
 func TestDeployConfigValidates(t *testing.T) {
 	t.Parallel()
 	bin := collectortest.Binary(t)
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	for name, files := range map[string][]string{
 		"deploy":            {"deploy/base/config.yaml"},
 		"deploy/namespaced": {"deploy/base/config.yaml", "deploy/namespaced/namespaces.yaml"},
@@ -291,10 +259,7 @@ func TestDeployConfigValidates(t *testing.T) {
 func TestDockerfileMatchesImage(t *testing.T) {
 	t.Parallel()
 	image := testbin.Find(t, EnvImage, "_build/otelcol-k8sevents-image.tar", "run `make image`")
-	root, err := testbin.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	cfg, files := readImage(t, image)
 
 	b, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
