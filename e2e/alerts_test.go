@@ -72,6 +72,14 @@ func (w wantAlert) key() string {
 	return w.alertname + "{" + strings.Join(parts, ",") + "}"
 }
 
+// eventMatch says whether an eventKey is of the Events behind the alert:
+// its namespace, kind and reason, and for the Loki route its object.
+func (w wantAlert) eventMatch(key string) bool {
+	parts := strings.Split(key, "/") // namespace, kind, name, reason
+	return parts[0] == w.labels["k8s_namespace_name"] && parts[1] == w.labels["k8s_object_kind"] &&
+		parts[3] == w.labels["k8s_event_reason"] && (w.route == "prometheus" || parts[2] == w.labels["k8s_object_name"])
+}
+
 func lokiAlert(alertname, severity, kind, name, reason string) wantAlert {
 	labels := map[string]string{
 		"severity": severity, "k8s_cluster_name": "e2e",
@@ -500,22 +508,23 @@ func waitAlerts(t *testing.T, alerts *alertLog, events *eventLog) map[string]see
 		return len(found) == len(wantAlerts), nil
 	})
 	if err != nil {
+		// Which end failed: the Event behind a missing alert was never made,
+		// or it was and the alert did not follow.
 		var missing []string
 		for _, w := range wantAlerts {
 			if _, ok := found[w.key()]; !ok {
-				missing = append(missing, w.key())
+				seen := "no Event behind it seen"
+				if first, ok := events.firstSeen(w.eventMatch); ok {
+					seen = "its first Event seen " + time.Since(first).Round(time.Second).String() + " before"
+				}
+				missing = append(missing, w.key()+" ("+seen+")")
 			}
 		}
 		t.Fatalf("alerts not in Alertmanager within %v (last error: %v): %v; there: %v", waitLong, alerts.lastErr(), missing, slices.Sorted(maps.Keys(all)))
 	}
 	for _, w := range wantAlerts {
 		a := found[w.key()]
-		match := func(key string) bool {
-			parts := strings.Split(key, "/") // namespace, kind, name, reason
-			return parts[0] == w.labels["k8s_namespace_name"] && parts[1] == w.labels["k8s_object_kind"] &&
-				parts[3] == w.labels["k8s_event_reason"] && (w.route == "prometheus" || parts[2] == w.labels["k8s_object_name"])
-		}
-		first, ok := events.firstSeen(match)
+		first, ok := events.firstSeen(w.eventMatch)
 		if !ok {
 			t.Errorf("%s: no Event behind it was seen", w.key())
 			continue
