@@ -38,7 +38,7 @@ func Run(bin, dir string, args []string, logPath string, env ...string) (*Proces
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	if err := start(p.cmd); err != nil {
 		return nil, errors.Join(fmt.Errorf("start %s: %w", bin, err), logFile.Close())
 	}
 	go func() {
