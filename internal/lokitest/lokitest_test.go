@@ -18,9 +18,11 @@ import (
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/amtest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/lokitest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The forking goroutine of testbin lives as long as the process, by design.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(testbin.ForkLoop)) }
 
 // TestRuler pushes lines with structured metadata and checks that the
 // ruler's alert, with an annotation taken from the metadata, reaches

@@ -15,9 +15,11 @@ import (
 
 	"github.com/k8sevents/otelcol-k8sevents/internal/amtest"
 	"github.com/k8sevents/otelcol-k8sevents/internal/promtest"
+	"github.com/k8sevents/otelcol-k8sevents/internal/testbin"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The forking goroutine of testbin lives as long as the process, by design.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(testbin.ForkLoop)) }
 
 // waitTimeout only stops a broken run from hanging: each wait below takes a
 // few seconds at 1s intervals.

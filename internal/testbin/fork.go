@@ -15,14 +15,21 @@ import (
 // thread that is locked for the life of the process and never ends.
 var forker = sync.OnceValue(func() chan forkReq {
 	reqs := make(chan forkReq)
-	go func() {
-		runtime.LockOSThread() // never unlocked, and the goroutine never returns
-		for r := range reqs {
-			r.resp <- r.cmd.Start()
-		}
-	}()
+	go forkLoop(reqs)
 	return reqs
 })
+
+// ForkLoop is the function of the forking goroutine, which lives as long as
+// the process: for goleak.IgnoreTopFunction in the packages that check for
+// leaked goroutines.
+const ForkLoop = "github.com/k8sevents/otelcol-k8sevents/internal/testbin.forkLoop"
+
+func forkLoop(reqs <-chan forkReq) {
+	runtime.LockOSThread() // never unlocked, and the loop never returns
+	for r := range reqs {
+		r.resp <- r.cmd.Start()
+	}
+}
 
 type forkReq struct {
 	cmd  *exec.Cmd
