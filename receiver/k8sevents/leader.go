@@ -148,12 +148,19 @@ func (r *eventsReceiver) lead(ctx, lctx context.Context) {
 	stopOnLossDelivering := context.AfterFunc(lctx, cancelDelivering)
 	defer stopOnLossDelivering()
 	fields := []zap.Field{zap.String("identity", r.identity), zap.String("lease", leaseName(r.cfg))}
-	stopOnLoss := context.AfterFunc(lctx, func() {
-		if ctx.Err() == nil {
-			r.tel.recordLeader(context.WithoutCancel(ctx), false)
-			r.settings.Logger.Warn("Lost leadership; stopped emitting Kubernetes events", fields...)
-		}
-	})
+	// The loss is reported as it happens, and at the latest when collect
+	// returns: losing the Lease cancels pollCtx too, and lead may reach the
+	// deferred stop before the AfterFunc has run, which would skip it.
+	var lossOnce sync.Once
+	reportLoss := func() {
+		lossOnce.Do(func() {
+			if ctx.Err() == nil {
+				r.tel.recordLeader(context.WithoutCancel(ctx), false)
+				r.settings.Logger.Warn("Lost leadership; stopped emitting Kubernetes events", fields...)
+			}
+		})
+	}
+	stopOnLoss := context.AfterFunc(lctx, reportLoss)
 	defer stopOnLoss()
 
 	r.tel.recordLeader(ctx, true)
@@ -164,6 +171,8 @@ func (r *eventsReceiver) lead(ctx, lctx context.Context) {
 		r.flush()
 		r.tel.recordLeader(context.WithoutCancel(ctx), false)
 		r.settings.Logger.Info("Shutting down as leader; releasing the Lease after the last checkpoint write", fields...)
+	} else {
+		reportLoss()
 	}
 	r.positions = nil
 	if r.ckpt != nil {
